@@ -1,0 +1,37 @@
+"""Packaging for stlit: reads everything from settings.ini (nbdev 2 layout)."""
+from configparser import ConfigParser
+from pathlib import Path
+
+import setuptools
+
+cfg = ConfigParser(delimiters=["="])
+cfg.read(Path(__file__).parent / "settings.ini")
+cfg = cfg["DEFAULT"]
+
+
+def reqs(key):
+    return cfg.get(key, "").split()
+
+
+setuptools.setup(
+    name=cfg["lib_name"],
+    version=cfg["version"],
+    description=cfg["description"],
+    long_description=(Path(__file__).parent / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    author=cfg["author"],
+    author_email=cfg["author_email"],
+    license="Apache-2.0",
+    url=cfg["git_url"],
+    packages=setuptools.find_packages(include=["stlit", "stlit.*"]),
+    python_requires=">=" + cfg["min_python"],
+    install_requires=reqs("requirements"),
+    extras_require={
+        "dev": reqs("dev_requirements") + reqs("images_requirements"),
+        "r": reqs("r_requirements"),
+        "images": reqs("images_requirements"),
+    },
+    include_package_data=True,
+    zip_safe=False,
+    entry_points={"nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
+)
