@@ -1,4 +1,7 @@
-"""Packaging for stlit: reads everything from settings.ini (nbdev 2 layout)."""
+"""Packaging for stlit: reads everything from settings.ini (nbdev 2 layout).
+
+nbdev_export (re)writes a pyproject.toml whose [project] fields are all `dynamic`: every one of them must be set here.
+"""
 from configparser import ConfigParser
 from pathlib import Path
 
@@ -31,6 +34,14 @@ setuptools.setup(
         "r": reqs("r_requirements"),
         "images": reqs("images_requirements"),
     },
+    keywords=cfg["keywords"].split(),
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Bio-Informatics",
+    ],
+    project_urls={"Source": cfg["git_url"], "Documentation": cfg["doc_host"] + cfg["doc_baseurl"]},
+    scripts=[],
     include_package_data=True,
     zip_safe=False,
     entry_points={"nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
