@@ -19,7 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from scipy.stats import pearsonr
 
-from .core import InputError, Key, check_obs_key, get_coordinates, get_rep, check_matrix, as_dense
+from .core import InputError, Key, check_obs_key, get_coordinates, get_rep, check_matrix, as_dense, spatial_library
 
 # %% auto #0
 __all__ = ['PAPER_LABEL', 'OURS_LABEL', 'match_labels', 'domain_palette', 'tissue_image', 'spatial_domains', 'embedding_umap',
@@ -84,14 +84,9 @@ def tissue_image(adata, library_id: str | None = None, img_key: str | None = Non
         if required:
             raise InputError(f"an image was requested but adata.uns['spatial'] is missing: {hint}")
         return None
-    if library_id is None:
-        if len(spatial) > 1:
-            raise InputError(f"adata.uns['spatial'] holds several libraries {list(spatial)}: pass library_id=")
-        library_id = next(iter(spatial))
-    if library_id not in spatial:
-        raise KeyError(f"library_id={library_id!r} is not in adata.uns['spatial'] (libraries: {list(spatial)})")
-    images = spatial[library_id].get("images", {}) or {}
-    scalefactors = spatial[library_id].get("scalefactors", {}) or {}
+    record, library_id = spatial_library(adata, library_id)
+    images = record.get("images", {}) or {}
+    scalefactors = record.get("scalefactors", {}) or {}
     if img_key is None:
         img_key = next((k for k in ("hires", "lowres", *images) if k in images), None)
     if img_key is None or img_key not in images:

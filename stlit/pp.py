@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .core import Key, InputError, check_matrix, get_coordinates, get_device, seed_everything, logger, progress
+from .core import Key, InputError, check_matrix, get_coordinates, get_device, seed_everything, logger, progress, spatial_library
 
 # %% auto #0
 __all__ = ['LOGNORM', 'X_IMAGE', 'HVG_FLAVORS', 'IMAGE_KEYS', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_MEAN',
@@ -191,17 +191,7 @@ IMAGE_KEYS = ("fullres", "hires", "lowres")
 
 def _library(adata, library_id: str | None = None):
     "The `uns['spatial'][library_id]` record (the only one when `library_id` is None) and its id."
-    libs = adata.uns.get(Key.uns.spatial) if hasattr(adata, "uns") else None
-    if not isinstance(libs, Mapping) or len(libs) == 0:
-        raise KeyError("adata.uns['spatial'] is missing or empty: expected scanpy's layout uns['spatial'][library_id] = "
-                       "{'images': {'hires'|'lowres': image}, 'scalefactors': {...}, 'metadata': {...}}")
-    if library_id is None:
-        if len(libs) > 1:
-            raise InputError(f"adata.uns['spatial'] holds {len(libs)} libraries {list(libs)}: pass library_id=")
-        library_id = next(iter(libs))
-    if library_id not in libs:
-        raise KeyError(f"library_id={library_id!r} is not in adata.uns['spatial']: available are {list(libs)}")
-    return libs[library_id], library_id
+    return spatial_library(adata, library_id)
 
 def _as_uint8_rgb(image, name: str) -> np.ndarray:
     "An H×W×3 uint8 view of `image` (grey → RGB, RGBA → RGB, float in [0, 1] → 0-255)."
