@@ -5,6 +5,8 @@
 # %% ../nbs/06_cluster.ipynb #c3d91af8
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
@@ -177,12 +179,22 @@ _R_HELP = "use backend='python' (the same algorithm and labels, no R needed)"
 
 def _r_mclust():
     "Import rpy2, load R's mclust; raise ImportError with a fix if anything is missing."
+    # Starting R through rpy2 prepends R's library folders (/usr/lib/x86_64-linux-gnu among them) to
+    # os.environ['LD_LIBRARY_PATH']; every subprocess started later (a kernel, a test runner) would then load the
+    # system libpython instead of the interpreter's own and fail to import compiled modules such as ssl.
+    # R is already loaded in this process, so the variable is put back as it was.
+    ld_before = os.environ.get("LD_LIBRARY_PATH")
     try:
         import rpy2.robjects as ro
         from rpy2.robjects import default_converter, numpy2ri
         from rpy2.robjects.conversion import localconverter
     except Exception as err:  # ImportError, or R_HOME/libR errors raised while rpy2 starts R
         raise ImportError(f"backend='r' needs rpy2 (pip install rpy2==3.5.17) and R: {err!r}; {_R_HELP}") from err
+    finally:
+        if ld_before is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = ld_before
     try:
         ro.r("suppressPackageStartupMessages(library(mclust))")
     except Exception as err:
