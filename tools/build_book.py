@@ -86,7 +86,7 @@ def main() -> int:
             params.setdefault("results_dir", str(results_dir))
         print(f"[book] executing {rel} ({args.profile}) ...", flush=True)
         t0 = time.perf_counter()
-        pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3",
+        pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3", language="python",
                             progress_bar=False, log_output=False, report_mode=False)
         dt = time.perf_counter() - t0
         timings.append((rel, dt))
