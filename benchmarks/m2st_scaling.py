@@ -3,11 +3,12 @@ real slice is tiled to 20,000 and 100,000 spots (block-diagonal graph, features 
 
 Each size runs in a fresh subprocess; the peak resident memory (VmHWM) is reset after the data are tiled, so
 `peak_increment_gib` = peak during autoencoder + clustering − resident memory before them (inputs included in both).
-Usage:  python benchmarks/m2st_scaling.py [--sizes 5000 20000 100000] [--epochs 2] [--pipeline-epochs 200]
+Usage:  python benchmarks/m2st_scaling.py [--sizes 5000 20000 100000] [--epochs 2] [--pipeline-epochs 200] [--append]
 Writes benchmarks/results/m2st_scaling.csv (one row per size, plus the pipeline row).
 """
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -73,7 +74,8 @@ def run_size(n_spots: int, epochs: int, threads: int) -> dict:
     return dict(kind="tiled", n_spots=n_spots, n_edges=int(At.nnz), epochs=epochs, threads=threads,
                 ae_seconds=round(t_ae, 2), ae_seconds_per_epoch=round(t_ae / epochs, 3),
                 cluster_seconds_5_iter=round(t_cl, 2), peak_rss_gib=round(peak, 3),
-                rss_before_model_gib=round(base, 3), peak_increment_gib=round(peak - base, 3))
+                rss_before_model_gib=round(base, 3), peak_increment_gib=round(peak - base, 3),
+                load_avg_5min=round(os.getloadavg()[1], 2))  # other work on the machine inflates the seconds
 
 
 def run_pipeline(epochs: int, threads: int) -> dict:
@@ -91,7 +93,8 @@ def run_pipeline(epochs: int, threads: int) -> dict:
     ari = cluster_scores(a.obs["truth"], res.labels)["ari"]
     return dict(kind="pipeline_dlpfc_151673", n_spots=a.n_obs, epochs=epochs, threads=threads,
                 wall_seconds=round(wall, 1), **{f"{k}_seconds": round(v, 1) for k, v in res.seconds.items()},
-                ari=round(ari, 4), peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3))
+                ari=round(ari, 4), peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+                load_avg_5min=round(os.getloadavg()[1], 2))
 
 
 def main():
@@ -101,6 +104,8 @@ def main():
     p.add_argument("--pipeline-epochs", type=int, default=200, help="0 skips the pipeline timing")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--child", type=str, default=None)
+    p.add_argument("--append", action="store_true", help="merge into the existing CSV (rows of the same kind/size "
+                                                          "are replaced) instead of overwriting it")
     args = p.parse_args()
     if args.child:  # inside a fresh subprocess
         spec = json.loads(args.child)
@@ -124,7 +129,13 @@ def main():
         print(rows[-1], flush=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_csv(out / "m2st_scaling.csv", index=False)
+    table = pd.DataFrame(rows)
+    if args.append and (out / "m2st_scaling.csv").exists():
+        old = pd.read_csv(out / "m2st_scaling.csv")
+        key = ["kind", "n_spots"]
+        old = old[~old.set_index(key).index.isin(table.set_index(key).index)]
+        table = pd.concat([old, table], ignore_index=True).sort_values(["kind", "n_spots"])
+    table.to_csv(out / "m2st_scaling.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class M2STConfig:
     n_init: int = 10  # restarts; the one with the lowest objective is kept (our choice; code: 1 per grid point)
     max_iter: int = 100  # `Maxitems` (code, which has no convergence test)
     tol: float = 1e-5  # stop when labels are unchanged and the objective moved by < tol (relative); our choice
+    blas_threads: int | None = 1  # BLAS threads of the clustering updates (None: numpy's default); our choice
     patience: int = 10  # ...or when labels have not changed for this many iterations (the code's fixed-point V
     #                     step can make the objective oscillate forever); our choice
     # inputs
@@ -72,6 +73,9 @@ class M2STConfig:
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if self.blas_threads is not None and (isinstance(self.blas_threads, bool) or
+                                              not isinstance(self.blas_threads, (int, np.integer)) or self.blas_threads < 1):
+            raise InputError(f"blas_threads must be None or a positive integer, got {self.blas_threads!r}")
         if not 0.0 <= self.mask_rate < 1.0:
             raise InputError(f"mask_rate must be in [0, 1), got {self.mask_rate!r}")
         if self.loss not in ("sce", "mse"):
@@ -311,6 +315,7 @@ class MultiScaleClusters:
     restart_labels: list  # labels of every restart
     common: np.ndarray  # (n_obs, c) common representation H_c^T
     specific: list  # M arrays (n_obs, s) of the scale-specific representations
+    params: dict = field(default_factory=dict)  # lambda1, lambda2, lambda3 and dim_specific used
 
 def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
                        n_clusters: int, # C
@@ -328,6 +333,7 @@ def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
                        tol: float = 1e-5, # relative objective change for convergence (with unchanged labels)
                        patience: int = 10, # also stop after this many iterations without a label change
                        seed: int = 0, # seeds every restart (restart r uses seed + r)
+                       blas_threads: int | None = 1, # BLAS threads for the updates (None: leave numpy's setting)
                       ) -> MultiScaleClusters:
     "m2ST's multi-scale clustering (Eq. 11–12) by closed-form alternating updates, with restarts."
     if not isinstance(embeddings, (list, tuple)) or len(embeddings) < 1:
@@ -348,16 +354,20 @@ def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
         raise InputError(f"n_init={n_init} and max_iter={max_iter} must be >= 1")
     if minmax:
         Xs = [_minmax(X) for X in Xs]
+    from threadpoolctl import threadpool_limits
     runs = []
-    for r in range(n_init):
-        rng = np.random.default_rng(seed + r)
-        if init == "kmeans":
-            from sklearn.cluster import KMeans
-            start = KMeans(n_clusters, n_init=1, random_state=seed + r).fit_predict(np.hstack(Xs))
-        else:
-            start = rng.integers(0, n_clusters, N)
-        runs.append(_one_run(Xs, n_clusters, dim_specific, dim_common, lambda1, lambda2, lambda3, weight_norm,
-                             row_normalize, start, max_iter, tol, patience, rng))
+    # the updates multiply thin (N × s) matrices: multi-threaded BLAS gains little on them and, on a busy machine,
+    # its spinning threads made one restart 7.4x slower (22 s vs 167 s on the breast-cancer embedding, 2 cores)
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        for r in range(n_init):
+            rng = np.random.default_rng(seed + r)
+            if init == "kmeans":
+                from sklearn.cluster import KMeans
+                start = KMeans(n_clusters, n_init=1, random_state=seed + r).fit_predict(np.hstack(Xs))
+            else:
+                start = rng.integers(0, n_clusters, N)
+            runs.append(_one_run(Xs, n_clusters, dim_specific, dim_common, lambda1, lambda2, lambda3, weight_norm,
+                                 row_normalize, start, max_iter, tol, patience, rng))
     objectives = [run["objective"] for run in runs]
     best = int(np.nanargmin(objectives))
     run = runs[best]
@@ -365,7 +375,8 @@ def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
                               history=run["history"], n_iter=run["n_iter"], converged=run["converged"],
                               restart=best, restart_objectives=objectives,
                               restart_labels=[r["labels"] for r in runs], common=run["common"],
-                              specific=run["specific"])
+                              specific=run["specific"], params=dict(lambda1=float(lambda1), lambda2=float(lambda2),
+                                                                    lambda3=float(lambda3)))
 
 # %% ../nbs/10_m2st.ipynb #600ba988
 PAPER_GRID = dict(lambda1=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], lambda2=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
@@ -476,7 +487,7 @@ def _graph(adata, graph_key):
     return tmp.obsp[Key.obsp.spatial_connectivities]
 
 # %% ../nbs/10_m2st.ipynb #cf78d472
-def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid):
+def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid, select="fixed"):
     "Part B (or the ablation clusterers); returns (labels, MultiScaleClusters | None, grid table | None)."
     if cfg.clustering != "multiscale":
         Z = np.hstack(embeddings)
@@ -487,7 +498,7 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
         return np.asarray(mclust(Z, n_clusters, pca=min(20, Z.shape[1]), seed=seed)), None, None
     kw = dict(dim_common=cfg.dim_common, weight_norm=cfg.weight_norm, row_normalize=cfg.row_normalize,
               minmax=cfg.minmax, init=cfg.init, n_init=cfg.n_init, max_iter=cfg.max_iter, tol=cfg.tol,
-              patience=cfg.patience)
+              patience=cfg.patience, blas_threads=cfg.blas_threads)
     point = dict(dim_specific=cfg.dim_specific, lambda1=cfg.lambda1, lambda2=cfg.lambda2, lambda3=cfg.lambda3)
     table = None
     if protocol == "paper":
@@ -503,6 +514,18 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
                        f"({ {k: float(v) for k, v in point.items()} }, restart {restart}); report this as label-tuned")
         res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
         return res.restart_labels[restart], res, table
+    if select == "silhouette":  # label-free selection, as the authors' main_for_unlabeled_data.m
+        table, labels = grid_search(embeddings, n_clusters, grid=grid or QUICK_GRID, seed=seed, verbose=verbose,
+                                    **kw)
+        ok = table["n_found"] == n_clusters
+        if not ok.any():
+            raise InputError(f"select='silhouette': no grid point found {n_clusters} clusters; widen the grid or "
+                             "lower n_clusters")
+        best = int(table["silhouette"].where(ok, -np.inf).idxmax())
+        point |= {k: table.loc[best, k] for k in point if k in table.columns}
+        point["dim_specific"] = int(point["dim_specific"])
+        res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
+        return res.labels, res, table
     res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
     return res.labels, res, table
 
@@ -512,12 +535,13 @@ def fit(adata, # AnnData: counts in X, or features in obsm[use_rep]; coordinates
         *,
         use_rep: str | None = None, # obsm/layers key of precomputed features, or 'X' for adata.X (None: counts → preprocess)
         graph_key: str | None = None, # obsp key of the spatial graph (None: spatial_connectivities or build one)
-        protocol: str = "label_free", # 'label_free' (fixed defaults) or 'paper' (grid scored by ARI vs truth)
+        protocol: str = "label_free", # 'label_free' (no labels used) or 'paper' (grid scored by ARI vs truth)
+        select: str = "fixed", # label_free: 'fixed' (M2STConfig values) or 'silhouette' (best silhouette on `grid`)
         truth_key: str | None = None, # obs column of the truth (needed by protocol='paper')
         seed: int = 0, # controls every random source
         device=None, # None → stlit.core.get_device()
         key_added: str = "m2st", # where results are written
-        grid: dict | None = None, # protocol='paper': the grid (None: QUICK_GRID; PAPER_GRID is the authors')
+        grid: dict | None = None, # grid of protocol='paper' / select='silhouette' (None: QUICK_GRID; PAPER_GRID: authors')
         embeddings: list | None = None, # skip Part A and cluster these (n_obs, d_m) arrays
         verbose: bool = False, # progress bars
         **config, # any M2STConfig field
@@ -529,6 +553,8 @@ def fit(adata, # AnnData: counts in X, or features in obsm[use_rep]; coordinates
     cfg = M2STConfig(**config).validate()
     if protocol not in ("label_free", "paper"):
         raise InputError(f"protocol must be 'label_free' or 'paper', got {protocol!r}")
+    if select not in ("fixed", "silhouette"):
+        raise InputError(f"select must be 'fixed' or 'silhouette', got {select!r}")
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     truth = None
     if protocol == "paper":
@@ -550,11 +576,13 @@ def fit(adata, # AnnData: counts in X, or features in obsm[use_rep]; coordinates
                   for m, E in enumerate(embeddings)]
     tic = time.perf_counter()
     seed_everything(seed)
-    labels, clusters, table = _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid)
+    labels, clusters, table = _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid,
+                                             select)
     seconds["clustering"] = time.perf_counter() - tic
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(k) for k in range(n_clusters)])
     adata.obsm[f"X_{key_added}"] = np.hstack(embeddings)
-    params = dict(dataclasses.asdict(cfg), protocol=protocol, truth_key=truth_key, seed=seed, use_rep=use_rep,
+    params = dict(dataclasses.asdict(cfg), protocol=protocol, select=select if protocol == "label_free" else "ari",
+                  truth_key=truth_key, seed=seed, use_rep=use_rep,
                   graph_key=graph_key, n_clusters=n_clusters)
     uns = dict(params={k: "None" if v is None else v for k, v in params.items()},  # h5ad cannot store None
                embedding_dims=[int(E.shape[1]) for E in embeddings], seconds=seconds,
@@ -563,8 +591,8 @@ def fit(adata, # AnnData: counts in X, or features in obsm[use_rep]; coordinates
         uns["history"] = {c: history[c].to_numpy() for c in history.columns if c.startswith("loss") or c == "epoch"}
     if clusters is not None:
         uns.update(weights=clusters.weights, objective=clusters.objective, n_iter=clusters.n_iter,
-                   converged=clusters.converged,
-                   selected=dict(dim_specific=int(clusters.specific[0].shape[1])))
+                   converged=clusters.converged, selected=dict(dim_specific=int(clusters.specific[0].shape[1]),
+                                                               **clusters.params))
     if table is not None:
         uns["grid"] = table
     adata.uns[key_added] = uns
