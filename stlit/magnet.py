@@ -63,6 +63,7 @@ class MagnetConfig:
     attention: str = "auto"  # 'global' (Eq. 12, SDPA), 'neighbors' (view neighbours only) or 'auto'
     global_attention_max_cells: int = 20000  # 'auto' uses 'global' up to this many cells (our choice: CPU time)
     use_attention: bool = True  # False: the "w/o cell-gene attention" ablation (Fig. 4)
+    fusion_projection: bool = True  # code: learnable scalar + projection MLP after Eq. 14 (paper: Eq. 14 only)
     # losses (Eq. 8-18)
     tau: float = 0.3  # InfoNCE temperature (paper: 0.3; code: 0.2)
     margin: float = 0.1  # m (paper and code)
@@ -409,14 +410,24 @@ class CellGeneAttention(nn.Module):
 
 # %% ../nbs/12_magnet.ipynb #a6464130
 class GatedFusion(nn.Module):
-    "Per-cell softmax gate over views (Eq. 14). Shapes: list of V (N, d) -> (N, d), weights (N, V)."
-    def __init__(self, dim: int = 32, n_views: int = 3, hidden: int = 64):
+    "Per-cell softmax gate over views (Eq. 14), then the code's scale + projection MLP. Shapes: V x (N, d) -> (N, d), (N, V)."
+    def __init__(self, dim: int = 32, n_views: int = 3, hidden: int = 64,
+                 projection: bool = True, # the authors' learnable scalar and d -> 2d -> d projection after the sum
+                 dropout: float = 0.1):
         super().__init__()
         self.gate = nn.Sequential(nn.Linear(n_views * dim, hidden), nn.ReLU(), nn.Linear(hidden, n_views))
+        self.projection = None
+        if projection:
+            self.scale = nn.Parameter(torch.ones(()))
+            self.projection = nn.Sequential(nn.Linear(dim, 2 * dim), nn.BatchNorm1d(2 * dim), nn.ReLU(),
+                                            nn.Dropout(dropout), nn.Linear(2 * dim, dim))
 
     def forward(self, zs: list):
         w = torch.softmax(self.gate(torch.cat(zs, dim=1)), dim=1)
-        return (w.unsqueeze(-1) * torch.stack(zs, dim=1)).sum(1), w
+        z = (w.unsqueeze(-1) * torch.stack(zs, dim=1)).sum(1)  # Eq. 14
+        if self.projection is not None:
+            z = self.projection(self.scale * z)
+        return z, w
 
 # %% ../nbs/12_magnet.ipynb #d921eeba
 class MagnetModel(nn.Module):
@@ -431,7 +442,7 @@ class MagnetModel(nn.Module):
         self.pool = GenePooling(cfg.latent_dim)
         self.attention = nn.ModuleList([CellGeneAttention(cfg.latent_dim, cfg.heads, cfg.ffn_mult, cfg.dropout)
                                         for _ in range(n_views)])
-        self.fusion = GatedFusion(cfg.latent_dim, n_views)
+        self.fusion = GatedFusion(cfg.latent_dim, n_views, projection=cfg.fusion_projection, dropout=cfg.dropout)
         self.anchor = nn.Linear(n_genes, cfg.latent_dim)  # P in Eq. 17
 
     def forward(self, x_cell, view_edges: list, x_gene, gene_adj, mode: str = "global", attention_edges=None):
