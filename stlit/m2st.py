@@ -315,7 +315,7 @@ class MultiScaleClusters:
     restart_labels: list  # labels of every restart
     common: np.ndarray  # (n_obs, c) common representation H_c^T
     specific: list  # M arrays (n_obs, s) of the scale-specific representations
-    params: dict = field(default_factory=dict)  # lambda1, lambda2, lambda3 and dim_specific used
+    params: dict = field(default_factory=dict)  # lambda1, lambda2, lambda3 used (dim_specific: specific[0].shape[1])
 
 def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
                        n_clusters: int, # C
@@ -487,6 +487,15 @@ def _graph(adata, graph_key):
     return tmp.obsp[Key.obsp.spatial_connectivities]
 
 # %% ../nbs/10_m2st.ipynb #cf78d472
+def _best_point(table, column, n_clusters, defaults):
+    "The grid row of highest `column` among points that found all clusters (as main.m), over the `defaults` point."
+    ok = table["n_found"] == n_clusters  # the code skips points with fewer clusters
+    if not ok.any():
+        raise InputError(f"no grid point found {n_clusters} clusters; widen the grid or lower n_clusters")
+    best = int(table[column].where(ok, -np.inf).idxmax())
+    point = defaults | {k: table.loc[best, k] for k in defaults if k in table.columns}
+    return point | {"dim_specific": int(point["dim_specific"])}
+
 def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid, select="fixed"):
     "Part B (or the ablation clusterers); returns (labels, MultiScaleClusters | None, grid table | None)."
     if cfg.clustering != "multiscale":
@@ -504,11 +513,8 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
     if protocol == "paper":
         table, labels = grid_search(embeddings, n_clusters, grid=grid or QUICK_GRID, truth=truth, seed=seed,
                                     verbose=verbose, **kw)
-        ok = table["n_found"] == n_clusters  # the code skips points with fewer clusters
-        best = int(table["ari_max_restart"].where(ok, -np.inf).idxmax())
-        point = {k: table.loc[best, k] for k in point if k in table.columns} | \
-                {k: v for k, v in point.items() if k not in table.columns}
-        point["dim_specific"] = int(point["dim_specific"])
+        point = _best_point(table, "ari_max_restart", n_clusters, point)
+        best = int(table["ari_max_restart"].where(table["n_found"] == n_clusters, -np.inf).idxmax())
         restart = int(table.loc[best, "best_restart"])
         logger.warning("m2ST protocol='paper': hyper-parameters and restart chosen by ARI against the truth labels "
                        f"({ {k: float(v) for k, v in point.items()} }, restart {restart}); report this as label-tuned")
@@ -517,13 +523,7 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
     if select == "silhouette":  # label-free selection, as the authors' main_for_unlabeled_data.m
         table, labels = grid_search(embeddings, n_clusters, grid=grid or QUICK_GRID, seed=seed, verbose=verbose,
                                     **kw)
-        ok = table["n_found"] == n_clusters
-        if not ok.any():
-            raise InputError(f"select='silhouette': no grid point found {n_clusters} clusters; widen the grid or "
-                             "lower n_clusters")
-        best = int(table["silhouette"].where(ok, -np.inf).idxmax())
-        point |= {k: table.loc[best, k] for k in point if k in table.columns}
-        point["dim_specific"] = int(point["dim_specific"])
+        point = _best_point(table, "silhouette", n_clusters, point)
         res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
         return res.labels, res, table
     res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
