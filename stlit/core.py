@@ -5,6 +5,7 @@
 # %% ../nbs/00_core.ipynb #fe3873b5
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -15,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 # %% auto #0
-__all__ = ['logger', 'InputError', 'Key', 'cache_dir', 'data_dir', 'get_device', 'seed_everything', 'set_verbosity', 'progress',
-           'as_dense', 'check_matrix', 'check_coordinates', 'get_coordinates', 'spatial_library', 'get_rep',
-           'check_obs_key', 'check_n_clusters', 'check_graph']
+__all__ = ['logger', 'InputError', 'Key', 'cache_dir', 'data_dir', 'get_device', 'check_seed', 'seeded', 'seed_everything',
+           'set_verbosity', 'progress', 'as_dense', 'check_matrix', 'check_coordinates', 'get_coordinates',
+           'spatial_library', 'get_rep', 'check_obs_key', 'check_n_clusters', 'check_graph']
 
 # %% ../nbs/00_core.ipynb #638e0dc9
 class InputError(ValueError):
@@ -79,22 +80,45 @@ def get_device(device=None):
         return torch.device("mps")
     return torch.device("cpu")
 
-def seed_everything(seed: int = 0, deterministic: bool = False) -> np.random.Generator:
-    "Seed `random`, NumPy and torch from one integer; return a NumPy Generator seeded the same way."
+def check_seed(seed) -> int:
+    "`seed` as a non-negative int, or `InputError`."
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
+    return int(seed)
+
+@contextlib.contextmanager
+def seeded(seed: int = 0, # seeds Python's `random`, NumPy's legacy generator and torch (CPU and every GPU)
+           deterministic: bool = False, # also ask torch for deterministic kernels (restored on exit)
+          ):
+    "Context in which the global generators are seeded from `seed`; their previous states are restored on exit."
+    seed = check_seed(seed)
+    import torch
+    py_state, np_state = random.getstate(), np.random.get_state()
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):  # restores the CPU and CUDA torch states on exit
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(seed)
         if deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-    except ImportError:  # torch is a hard dependency, but core stays importable without it
-        pass
+        try:
+            yield np.random.default_rng(seed)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            if deterministic:
+                torch.use_deterministic_algorithms(was_deterministic)
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> np.random.Generator:
+    "Seed `random`, NumPy and torch globally (for scripts and notebooks; library code uses `seeded`)."
+    seed = check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    import torch
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)
 
 # %% ../nbs/00_core.ipynb #0f8460f8
