@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import InputError, get_device, logger, progress, seed_everything
+from .core import InputError, get_device, logger, progress, seed_everything, seeded
 
 # %% auto #0
 __all__ = ['to_device', 'EarlyStopping', 'save_checkpoint', 'load_checkpoint', 'FitResult', 'NonFiniteLossError', 'fit']
@@ -263,6 +263,79 @@ class _Best:
     def to_plain(self) -> dict:
         return {"value": self.value, "epoch": self.epoch, "wait": self.wait, "state": self.state}
 
+# %% ../nbs/05_train.ipynb #af5cd834
+def _check_fit_args(n_epochs, eval_every, checkpoint_every, grad_clip):
+    "Integer counts and a positive clip norm, or `InputError`."
+    for name, value, low in [("n_epochs", n_epochs, 1), ("eval_every", eval_every, 1),
+                             ("checkpoint_every", checkpoint_every, 0)]:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+    if grad_clip is not None and not grad_clip > 0:
+        raise InputError(f"grad_clip must be positive or None, got {grad_clip!r}")
+
+@dataclass
+class _Loop:
+    "What one run of `fit` carries from epoch to epoch."
+    model: torch.nn.Module
+    optimizer: Any
+    sched: Any
+    step_fn: Callable
+    loader: Any
+    device: Any
+    grad_clip: float | None
+    after_step: Callable | None
+    eval_fn: Callable | None
+    eval_every: int
+    n_epochs: int
+    history: list = field(default_factory=list)
+    best: _Best = field(default_factory=_Best)
+    loss_keys: list = field(default_factory=list)
+    eval_keys: list = field(default_factory=list)
+
+    def epoch(self, epoch: int) -> dict:
+        "Train one epoch, evaluate when due, step the scheduler; append and return the history row."
+        tic = time.perf_counter()
+        row = _train_epoch(self.model, self.optimizer, self.step_fn, self.loader, epoch, self.device,
+                           self.grad_clip, self.after_step)
+        self.loss_keys = list(row)
+        row = {"epoch": epoch, **row}
+        if self.eval_fn is not None and ((epoch + 1) % self.eval_every == 0 or epoch == self.n_epochs - 1):
+            metrics = _evaluate(self.model, self.eval_fn)
+            if set(metrics) & set(row):
+                raise InputError(f"eval_fn metric names {sorted(set(metrics) & set(row))} clash with loss "
+                                 "parts: rename them")
+            row.update(metrics)
+            self.eval_keys = list(dict.fromkeys(self.eval_keys + list(metrics)))
+        row["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(row["loss"])
+        elif self.sched is not None:
+            self.sched.step()
+        row["seconds"] = time.perf_counter() - tic
+        self.history.append(row)
+        return row
+
+    def watch(self, row: dict, judge: EarlyStopping):
+        "Update the running best of `judge.monitor`, or fail if that quantity never appears."
+        monitor = judge.monitor
+        if monitor in row:
+            self.best.update(row[monitor], row["epoch"], judge, self.model)
+        elif monitor not in self.loss_keys and (self.eval_fn is None or (self.eval_keys and
+                                                                         monitor not in self.eval_keys)):
+            raise KeyError(f"early_stopping.monitor={monitor!r} is neither a loss part ({self.loss_keys}) nor an "
+                           f"eval_fn metric ({self.eval_keys if self.eval_fn is not None else 'no eval_fn given'})")
+
+    def checkpoint(self, path, epoch, config):
+        save_checkpoint(path, self.model, self.optimizer, epoch, self.history, config, self.sched,
+                        extra={"best": self.best.to_plain(), "loss_keys": self.loss_keys, "eval_keys": self.eval_keys})
+
+    def resume(self, path):
+        ck = load_checkpoint(path, self.model, self.optimizer, self.sched, map_location=self.device, restore_rng=True)
+        self.history, self.best = list(ck["history"]), _Best(**ck["extra"]["best"])
+        self.loss_keys, self.eval_keys = ck["extra"]["loss_keys"], ck["extra"]["eval_keys"]
+        logger.info(f"resuming from {path} at epoch {ck['epoch'] + 1}")
+        return ck["epoch"] + 1
+
 # %% ../nbs/05_train.ipynb #d30557b7
 def fit(model: torch.nn.Module,
         step_fn: Callable,  # full batch: step_fn(model, epoch); with loader: step_fn(model, batch) → loss or dict
@@ -282,76 +355,40 @@ def fit(model: torch.nn.Module,
         resume_from=None,  # continue from this checkpoint
         config: dict | None = None,  # plain metadata stored in checkpoints (e.g. the method's config dataclass)
         device=None,  # None → stlit.core.get_device() at call time
-        seed: int = 0,
+        seed: int = 0,  # seeds the loop's random draws; the caller's generators are restored on return
         verbose: bool = True,  # tqdm progress bar with the current loss
         desc: str = "training",
        ) -> FitResult:
     "Train `model` by minimising the loss returned by `step_fn`; record history, evaluate, stop early, checkpoint."
-    for name, value, low in [("n_epochs", n_epochs, 1), ("eval_every", eval_every, 1),
-                             ("checkpoint_every", checkpoint_every, 0)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise InputError(f"grad_clip must be positive or None, got {grad_clip!r}")
-    seed_everything(seed)
+    _check_fit_args(n_epochs, eval_every, checkpoint_every, grad_clip)
     device = get_device(device)
     model.to(device).train()
     optimizer = _make_optimizer(model, optimizer, lr, weight_decay)
-    sched = scheduler(optimizer) if scheduler is not None else None
+    loop = _Loop(model, optimizer, scheduler(optimizer) if scheduler is not None else None, step_fn, loader, device,
+                 grad_clip, after_step, eval_fn, eval_every, n_epochs)
     judge = early_stopping if early_stopping is not None else EarlyStopping(monitor="loss", restore_best=False)
-    monitor = judge.monitor
-    history, best, start, loss_keys, eval_keys = [], _Best(), 0, [], []
-    if resume_from is not None:
-        ck = load_checkpoint(resume_from, model, optimizer, sched, map_location=device, restore_rng=True)
-        history, start = list(ck["history"]), ck["epoch"] + 1
-        best = _Best(**ck["extra"]["best"])
-        loss_keys, eval_keys = ck["extra"]["loss_keys"], ck["extra"]["eval_keys"]
-        logger.info(f"resuming from {resume_from} at epoch {start}")
-
-    def checkpoint(epoch):
-        save_checkpoint(checkpoint_path, model, optimizer, epoch, history, config, sched,
-                        extra={"best": best.to_plain(), "loss_keys": loss_keys, "eval_keys": eval_keys})
-
-    bar = progress(range(start, n_epochs), verbose=verbose, desc=desc, total=n_epochs, initial=start)
     stopped = False
-    for epoch in bar:
-        tic = time.perf_counter()
-        record = _train_epoch(model, optimizer, step_fn, loader, epoch, device, grad_clip, after_step)
-        loss_keys = list(record)
-        record = {"epoch": epoch, **record}
-        if eval_fn is not None and ((epoch + 1) % eval_every == 0 or epoch == n_epochs - 1):
-            metrics = _evaluate(model, eval_fn)
-            if set(metrics) & set(record):
-                raise InputError(f"eval_fn metric names {sorted(set(metrics) & set(record))} clash with loss "
-                                 "parts: rename them")
-            record.update(metrics)
-            eval_keys = list(dict.fromkeys(eval_keys + list(metrics)))
-        record["lr"] = float(optimizer.param_groups[0]["lr"])
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(record["loss"])
-        elif sched is not None:
-            sched.step()
-        record["seconds"] = time.perf_counter() - tic
-        history.append(record)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix({k: f"{record[k]:.4g}" for k in [*loss_keys[:3], *eval_keys[:2]] if k in record})
-        if monitor in record:
-            best.update(record[monitor], epoch, judge, model)
-        elif monitor not in loss_keys and (eval_fn is None or (eval_keys and monitor not in eval_keys)):
-            raise KeyError(f"early_stopping.monitor={monitor!r} is neither a loss part ({loss_keys}) nor an eval_fn "
-                           f"metric ({eval_keys if eval_fn is not None else 'no eval_fn given'})")
-        if checkpoint_path is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-            checkpoint(epoch)
-        if early_stopping is not None and best.wait >= early_stopping.patience:
-            stopped = True
-            logger.info(f"early stopping at epoch {epoch}: best {monitor}={best.value:.4g} at epoch {best.epoch}")
-            break
-    if hasattr(bar, "close"):
-        bar.close()
-    if checkpoint_path is not None and history:
-        checkpoint(history[-1]["epoch"])  # the last state, before restoring the best one, so that it can be resumed
-    if early_stopping is not None and early_stopping.restore_best and best.state is not None:
-        model.load_state_dict(best.state)
-    frame = pd.DataFrame(history)
-    frame.attrs.update(loss_keys=loss_keys, eval_keys=eval_keys)
-    return FitResult(model, frame, best.epoch, best.value, best.state, stopped, device, monitor)
+    with seeded(seed):
+        start = loop.resume(resume_from) if resume_from is not None else 0
+        bar = progress(range(start, n_epochs), verbose=verbose, desc=desc, total=n_epochs, initial=start)
+        for epoch in bar:
+            row = loop.epoch(epoch)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix({k: f"{row[k]:.4g}" for k in [*loop.loss_keys[:3], *loop.eval_keys[:2]] if k in row})
+            loop.watch(row, judge)
+            if checkpoint_path is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+                loop.checkpoint(checkpoint_path, epoch, config)
+            if early_stopping is not None and loop.best.wait >= early_stopping.patience:
+                stopped = True
+                logger.info(f"early stopping at epoch {epoch}: best {judge.monitor}={loop.best.value:.4g} at "
+                            f"epoch {loop.best.epoch}")
+                break
+        if hasattr(bar, "close"):
+            bar.close()
+        if checkpoint_path is not None and loop.history:  # the last state, before restoring the best, to resume
+            loop.checkpoint(checkpoint_path, loop.history[-1]["epoch"], config)
+    if early_stopping is not None and early_stopping.restore_best and loop.best.state is not None:
+        model.load_state_dict(loop.best.state)
+    frame = pd.DataFrame(loop.history)
+    frame.attrs.update(loss_keys=loop.loss_keys, eval_keys=loop.eval_keys)
+    return FitResult(model, frame, loop.best.epoch, loop.best.value, loop.best.state, stopped, device, judge.monitor)
