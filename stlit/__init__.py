@@ -1,10 +1,11 @@
 __version__ = "0.1.0"
 # Hand-written (not exported from a notebook; nbdev only updates the version line above).
 # Submodules load lazily so `import stlit; stlit.data.load(...)` works without importing torch up front.
+# The list is read from the package folder, so `dir(stlit)` names only modules that exist.
 import importlib as _importlib
+from pathlib import Path as _Path
 
-_SUBMODULES = ("core", "data", "pp", "graph", "nn", "train", "cluster", "metrics", "plot",
-               "m2st", "hggep", "magnet", "iehercl", "baselines")
+_SUBMODULES = tuple(sorted(p.stem for p in _Path(__file__).parent.glob("*.py") if not p.stem.startswith("_")))
 
 
 def __getattr__(name):
