@@ -16,10 +16,11 @@ from scipy.spatial import cKDTree
 from .core import InputError, Key, check_coordinates, check_graph, check_matrix, get_coordinates, get_rep, logger
 
 # %% auto #0
-__all__ = ['symmetrize', 'remove_self_loops', 'normalize_adjacency', 'knn_search', 'spatial_knn', 'spatial_radius',
+__all__ = ['symmetrize', 'remove_self_loops', 'binarize', 'normalize_adjacency', 'knn_search', 'spatial_knn', 'spatial_radius',
            'visium_rings', 'grid_rings', 'spatial_neighbors', 'heat_kernel', 'adaptive_gaussian_knn',
-           'smooth_knn_sigma', 'fuzzy_knn', 'top_k_per_row', 'LRGraph', 'lr_pairs_in_panel', 'lr_graph', 'snf_affinity',
-           'snf', 'average_fusion', 'knn_hyperedges', 'hypergraph_incidence', 'to_pyg', 'from_edge_index']
+           'smooth_knn_sigma', 'fuzzy_knn', 'top_k_per_row', 'LRGraph', 'lr_pairs_in_panel', 'lr_pair_index',
+           'lr_graph', 'snf_affinity', 'snf', 'average_fusion', 'knn_hyperedges', 'hypergraph_incidence', 'edge_index',
+           'to_pyg', 'from_edge_index']
 
 # %% ../nbs/03_graph.ipynb #ea56ee09
 def _edge_list(A: sp.spmatrix):
@@ -31,50 +32,46 @@ def symmetrize(adjacency, mode: str = "union",  # 'union' (either direction) or 
                reduce: str = "max",  # how to combine the weights of i→j and j→i: 'max', 'min' or 'mean'
                ) -> sp.csr_matrix:
     "Make a sparse adjacency symmetric ('union' or 'mutual'), keeping explicit zero weights."
-    A = sp.csr_matrix(adjacency)
+    A = sp.csr_matrix(adjacency, copy=True)
     if A.shape[0] != A.shape[1]:
         raise InputError(f"adjacency must be square, got shape {A.shape}")
     if mode not in ("union", "mutual"):
         raise InputError(f"mode={mode!r}: expected 'union' or 'mutual'")
-    if reduce not in ("max", "min", "mean"):
+    combine = {"max": np.maximum, "min": np.minimum, "mean": lambda a, b: (a + b) / 2}.get(reduce)
+    if combine is None:
         raise InputError(f"reduce={reduce!r}: expected 'max', 'min' or 'mean'")
-    n = A.shape[0]
-    A = A.copy()
     A.sum_duplicates()
-    T = A.T.tocsr()  # O(nnz) counting-sort transpose
-    T.sort_indices()
-    # interleave row i of A and row i of Aᵀ into one CSR without a global sort, then sort each (short) row in C
-    rowA, rowT = np.repeat(np.arange(n), np.diff(A.indptr)), np.repeat(np.arange(n), np.diff(T.indptr))
-    indptr = A.indptr.astype(np.int64) + T.indptr
-    idx = np.empty(A.nnz + T.nnz, dtype=np.int64)
-    vals = np.empty(A.nnz + T.nnz, dtype=np.result_type(A.dtype, float))
-    posA = np.arange(A.nnz) + T.indptr[rowA]
-    posT = np.arange(T.nnz) + A.indptr[rowT + 1]
-    idx[posA], idx[posT], vals[posA], vals[posT] = A.indices, T.indices, A.data, T.data
-    C = sp.csr_matrix((vals, idx, indptr), shape=(n, n))
-    C.has_canonical_format = False
-    C.sort_indices()
-    key = np.repeat(np.arange(n, dtype=np.int64), np.diff(C.indptr)) * n + C.indices
-    vals = C.data
-    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else np.zeros(0, np.int64)
-    uniq, counts = key[start], np.diff(np.r_[start, key.size])
-    if reduce == "max":
-        out = np.maximum.reduceat(vals, start) if vals.size else vals
-    elif reduce == "min":
-        out = np.minimum.reduceat(vals, start) if vals.size else vals
-    else:
-        out = np.add.reduceat(vals, start) / counts if vals.size else vals
-    if mode == "mutual":  # an edge i→j (i != j) seen twice means both directions were present
-        keep = (counts >= 2) | (uniq // n == uniq % n)
-        uniq, out = uniq[keep], out[keep]
-    indptr = np.searchsorted(uniq, np.arange(n + 1, dtype=np.int64) * n)  # keys are sorted row-major: build CSR directly
-    return sp.csr_matrix((out, (uniq % n).astype(np.int32 if n < 2**31 else np.int64), indptr), shape=(n, n))
+    base = A.nnz + 1
+    ids = sp.csr_matrix((np.arange(1, base, dtype=np.int64), A.indices, A.indptr), shape=A.shape)  # edge ids >= 1
+    code = (ids + base * ids.T).tocsr()  # union pattern: id(i→j) + base·id(j→i) > 0, so scipy drops no entry
+    code.sort_indices()
+    back, fwd = np.divmod(code.data, base)  # ids of i→j and j→i; 0 where that direction is absent
+    w = A.data.astype(np.result_type(A.dtype, float))
+    w_ij, w_ji = w[fwd - 1], w[back - 1]
+    w_ij, w_ji = np.where(fwd > 0, w_ij, w_ji), np.where(back > 0, w_ji, w_ij)  # one direction: its own weight
+    keep = (fwd > 0) & (back > 0) if mode == "mutual" else np.ones(code.nnz, bool)
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(code.indptr))
+    return sp.csr_matrix((combine(w_ij, w_ji)[keep], (rows[keep], code.indices[keep])), shape=A.shape)
 
 def remove_self_loops(adjacency) -> sp.csr_matrix:
     "Drop the diagonal of a sparse adjacency (explicit zeros elsewhere are kept)."
     r, c, w = _edge_list(adjacency)
     keep = r != c
     return sp.csr_matrix((w[keep], (r[keep], c[keep])), shape=adjacency.shape)
+
+# %% ../nbs/03_graph.ipynb #e5a61eab
+def binarize(adjacency,  # (n, n) sparse (or dense) weighted graph
+             symmetric: bool = True,  # an edge in either direction links both ways
+             self_loops: bool = False,  # True: every diagonal entry is 1; False: the diagonal is empty
+             ) -> sp.csr_matrix:
+    "0/1 float32 CSR of the non-zero entries of `adjacency` (explicit zeros are not edges), optionally symmetric."
+    A = sp.csr_matrix(adjacency)
+    if A.shape[0] != A.shape[1]:
+        raise InputError(f"adjacency must be square, got shape {A.shape}")
+    B = sp.csr_matrix((((abs(A) + abs(A).T) > 0) if symmetric else (abs(A) > 0)).astype(np.float32))
+    B.setdiag(0)
+    B.eliminate_zeros()
+    return (B + sp.eye(A.shape[0], dtype=np.float32, format="csr")).tocsr() if self_loops else B
 
 # %% ../nbs/03_graph.ipynb #81b3d040
 def normalize_adjacency(adjacency, method: str = "sym",  # 'sym': D^-1/2 A D^-1/2; 'row': D^-1 A
@@ -479,14 +476,26 @@ def lr_pairs_in_panel(lr_table: pd.DataFrame,  # columns 'ligand', 'receptor' ('
                       gene_names,  # genes of the expression matrix
                       ) -> pd.DataFrame:
     "The rows of `lr_table` whose every ligand and receptor subunit is in `gene_names` (duplicates dropped)."
-    if not {"ligand", "receptor"} <= set(lr_table.columns):
-        raise KeyError(f"lr_table needs columns 'ligand' and 'receptor', got {list(lr_table.columns)}")
+    if not isinstance(lr_table, pd.DataFrame) or not {"ligand", "receptor"} <= set(lr_table.columns):
+        raise InputError("lr_table must be a DataFrame with columns 'ligand' and 'receptor' (e.g. "
+                         f"stlit.data.lr_pairs('mouse')), got {list(getattr(lr_table, 'columns', [type(lr_table).__name__]))}")
     genes = set(map(str, gene_names))
     t = lr_table.dropna(subset=["ligand", "receptor"]).astype({"ligand": str, "receptor": str})
     ok = [all(g in genes for g in f"{l}_{r}".split("_")) for l, r in zip(t["ligand"], t["receptor"])]
     present = t.loc[ok].drop_duplicates(subset=["ligand", "receptor"]).reset_index(drop=True)
     logger.info(f"lr_pairs_in_panel: {len(present)} of {len(t)} LR pairs have all genes in the {len(genes)}-gene panel")
     return present
+
+def lr_pair_index(gene_names,  # genes of the expression matrix (adata.var_names)
+                  lr_table: pd.DataFrame,  # columns 'ligand', 'receptor' ('A_B' = complex)
+                  ) -> np.ndarray:
+    "Gene indices (n_pairs, 2) of every (ligand subunit, receptor subunit) of the panel's LR pairs, l != r, unique-sorted."
+    lookup = {str(g): i for i, g in enumerate(gene_names)}
+    present = lr_pairs_in_panel(lr_table, gene_names)
+    pairs = [(lookup[l], lookup[r]) for lig, rec in zip(present["ligand"], present["receptor"])
+             for l in lig.split("_") for r in rec.split("_") if lookup[l] != lookup[r]]
+    return np.unique(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=0)
+
 
 # %% ../nbs/03_graph.ipynb #d2db52c8
 def lr_graph(X,  # (n_cells, n_genes) expression (dense or sparse)
@@ -750,6 +759,17 @@ def hypergraph_incidence(coords=None,  # (n, 2) positions (or None)
     return index, w
 
 # %% ../nbs/03_graph.ipynb #94c7aa47
+def edge_index(adjacency,  # (n, n) sparse (or dense) adjacency
+               self_loops: bool = True,  # keep the diagonal entries it stores (False drops them; none are added)
+               ):
+    "Every stored entry (i, j) of `adjacency` (explicit zeros included, row-major for CSR) as a (2, E) torch.long tensor."
+    import torch
+    A = sp.coo_matrix(adjacency)
+    if A.shape[0] != A.shape[1]:
+        raise InputError(f"adjacency must be square, got shape {A.shape}")
+    keep = np.ones(A.nnz, bool) if self_loops else A.row != A.col
+    return torch.as_tensor(np.vstack([A.row[keep], A.col[keep]]).astype(np.int64))
+
 def to_pyg(adjacency,  # (n, n) sparse adjacency
            x=None,  # (n, F) node features (array or tensor), optional
            weighted: bool = True,  # store edge_weight (else only edge_index)
@@ -759,7 +779,7 @@ def to_pyg(adjacency,  # (n, n) sparse adjacency
     import torch
     from torch_geometric.data import Data
     A = check_graph(adjacency, name="adjacency").tocoo()
-    data = dict(edge_index=torch.as_tensor(np.vstack([A.row, A.col]), dtype=torch.long), num_nodes=A.shape[0])
+    data = dict(edge_index=edge_index(A), num_nodes=A.shape[0])
     if weighted:
         data["edge_weight"] = torch.as_tensor(A.data, dtype=torch.float32)
     if x is not None:
