@@ -58,7 +58,7 @@ def one_size(n_cells: int):
                             target_fusion="average")
     t1 = time.perf_counter()
     after_prepare = rss_mb()
-    res = magnet.fit(adata, inputs=inputs, seed=0, epochs=2, eval_every=2)
+    res = magnet.fit(adata, inputs=inputs, seed=0, epochs=2, eval_every=2, verbose=False)
     t2 = time.perf_counter()
     row = dict(n_cells=n_cells, rss_start_mb=start, rss_after_prepare_mb=after_prepare, rss_peak_mb=rss_mb(),
                prepare_s=t1 - t0, fit_2_epochs_s=t2 - t1, train_s_per_epoch=res.seconds["train"] / 2,
@@ -73,7 +73,7 @@ def time_seqfish(epochs: int = 120):
     torch.set_num_threads(1)
     adata = load("seqfish_deeplinc")
     inputs = magnet.prepare(adata, seed=0)
-    res = magnet.fit(adata, inputs=inputs, seed=0, epochs=epochs, protocol="paper")
+    res = magnet.fit(adata, inputs=inputs, seed=0, epochs=epochs, protocol="paper", verbose=False)
     print(json.dumps(dict(n_cells=adata.n_obs, epochs=epochs, prepare=inputs.seconds, train_s=res.seconds["train"],
                           ap=res.scores["ap"], torch_threads=1)))
 

@@ -1,11 +1,182 @@
-"""MAGNET on real seqFISH (DeepLinc copy): end to end at reduced settings, both protocols, bad input."""
+"""MAGNET: the method contract on synthetic cells (fast), and real seqFISH (DeepLinc copy) end to end at reduced
+settings, both protocols, bad input."""
+import dataclasses
+import inspect
+import logging
+import random
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
 from stlit import magnet
-from stlit.core import InputError
+from stlit.core import InputError, logger
+from stlit.method import changed_keys, check_signature, outputs_of
+
+# Synthetic cells: fast settings (few permutations, the covariance GRN, one walk per gene, 8 genes per cell).
+FAST_TOY = dict(lr_permutations=10, genes_per_cell=8, grn_method="covariance", node2vec_walks_per_node=1)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    from stlit.data import toy_cells
+    torch.set_num_threads(1)
+    adata = toy_cells(n_cells=120, n_genes=30, seed=0)
+    return adata, magnet.prepare(adata, seed=0, **FAST_TOY)
+
+
+class _Records(logging.Handler):
+    "Collects the messages of the 'stlit' logger (which does not propagate to the root logger pytest watches)."
+    def __enter__(self):
+        self.messages = []
+        logger.addHandler(self)
+        return self
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def __exit__(self, *exc):
+        logger.removeHandler(self)
+
+
+def _rng_state():
+    return random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+
+
+def _same_state(a, b):
+    return a[0] == b[0] and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+
+
+def test_fit_and_prepare_take_the_contract_and_input_arguments_by_name():
+    fit = inspect.signature(magnet.fit).parameters
+    for name in ("spatial_key", "layer", "use_rep", "key_added", "seed", "device", "verbose", "config", "lr_table",
+                 "grn", "gene_features", "inputs", "target", "test_fraction", "protocol", "views"):
+        assert fit[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+    assert check_signature(magnet.fit) == []
+    assert fit["key_added"].default == "magnet" and fit["verbose"].default is True
+    prep = inspect.signature(magnet.prepare).parameters
+    for name in ("spatial_key", "layer", "use_rep", "seed", "config", "lr_table", "grn", "gene_features", "views"):
+        assert name in prep, name
+
+
+def test_unknown_settings_are_input_errors(toy):
+    adata, inputs = toy
+    with pytest.raises(InputError, match="unknown setting"):
+        magnet.prepare(adata, n_epochs=3)
+    with pytest.raises(InputError, match="unknown setting"):
+        magnet.fit(adata.copy(), n_epochs=3, verbose=False)
+    with pytest.raises(InputError, match="unknown setting"):
+        magnet.fit(adata.copy(), inputs=inputs, n_epochs=3, verbose=False)
+
+
+def test_settings_that_shaped_the_inputs_cannot_be_overridden(toy):
+    adata, inputs = toy  # prepared with genes_per_cell=8
+    a = adata.copy()
+    with pytest.raises(InputError, match="genes_per_cell"):
+        magnet.fit(a, inputs=inputs, genes_per_cell=10, epochs=2, verbose=False)
+    with pytest.raises(InputError, match="genes_per_cell"):  # a config= built from the defaults (30 genes)
+        magnet.fit(a, inputs=inputs, config=magnet.MagnetConfig(epochs=2), verbose=False)
+    with pytest.raises(InputError, match="lr_table"):
+        magnet.fit(a, inputs=inputs, lr_table=adata.uns["lr_pairs"], epochs=2, verbose=False)
+    with pytest.raises(InputError, match="layer"):
+        magnet.fit(a, inputs=inputs, layer="counts", epochs=2, verbose=False)
+    assert "magnet" not in a.uns
+    magnet.fit(a, inputs=inputs, genes_per_cell=8, epochs=2, eval_every=1, verbose=False)  # the same value is fine
+    params = a.uns["magnet"]["params"]
+    assert (params["genes_per_cell"], params["lr_permutations"], params["epochs"]) == (8, 10, 2)
+    assert params["lr_sigma"] is None and params["use_rep"] is None  # None stays None
+
+
+def test_uns_record_holds_params_history_and_derived_inputs(toy):
+    adata, inputs = toy
+    a = adata.copy()
+    magnet.fit(a, inputs=inputs, epochs=2, eval_every=1, verbose=False)
+    rec = a.uns["magnet"]
+    assert {"params", "history", "inputs", "scores", "seconds"} <= set(rec)
+    assert len(rec["history"]["epoch"]) == 2
+    derived = rec["inputs"]
+    assert derived["species"] is None and derived["species_source"] == "adata.uns['lr_pairs']"
+    assert derived["n_lr_pairs"] == len(inputs.lr_pairs) > 0
+    assert list(derived["views"]) == list(magnet.VIEWS) and derived["spatial_key"] == "spatial"
+    assert isinstance(derived["n_isolated"], int) and derived["n_isolated"] >= 0
+
+
+def test_outputs_are_the_declared_ones(toy):
+    adata, inputs = toy
+    a = adata.copy()
+    before = a.copy()
+    magnet.fit(a, inputs=inputs, key_added="mg", epochs=2, verbose=False)
+    assert outputs_of(magnet.OUTPUTS, "mg") == {("obsm", "X_mg"), ("obsm", "mg_view_weights"),
+                                                 ("obsp", "mg_interactions"), ("uns", "mg")}
+    assert changed_keys(before, a) == outputs_of(magnet.OUTPUTS, "mg")
+    for slot, templates in magnet.OUTPUTS.items():  # fit's docstring lists every output
+        for t in templates:
+            named = f"{slot}[key_added]" if t == "{key}" else f"{slot}['{t.replace('{key}', '{key_added}')}']"
+            assert named in magnet.fit.__doc__, named
+
+
+def test_no_global_rng_change_and_same_seed_same_scores(toy):
+    adata, inputs = toy
+    random.seed(3); np.random.seed(3); torch.manual_seed(3)
+    state = _rng_state()
+    first = magnet.fit(adata.copy(), seed=1, epochs=3, eval_every=3, verbose=False, **FAST_TOY)  # prepare inside
+    assert _same_state(state, _rng_state()), "fit changed the process-wide random state"
+    second = magnet.fit(adata.copy(), seed=1, epochs=3, eval_every=3, verbose=False, **FAST_TOY)
+    assert first.scores == second.scores
+    magnet.baseline_scores(inputs, first.split, "vgae", epochs=3)
+    magnet.split_edges(first.target, 0.3, seed=2)
+    assert _same_state(state, _rng_state()), "baseline_scores or split_edges changed the process-wide random state"
+
+
+def test_isolated_cells_of_the_spatial_view_are_kept_warned_and_recorded(toy):
+    adata, inputs = toy
+    spatial = inputs.views["spatial"].tolil()
+    spatial[0, :] = 0
+    spatial[:, 0] = 0
+    cut = dataclasses.replace(inputs, views={**inputs.views, "spatial": sp.csr_matrix(spatial)})
+    a = adata.copy()
+    with _Records() as log:
+        magnet.fit(a, inputs=cut, protocol="paper", epochs=2, verbose=False)
+    assert a.uns["magnet"]["inputs"]["n_isolated"] == 1
+    assert any("1 isolated" in m for m in log.messages), log.messages
+    assert a.obsm["X_magnet"].shape[0] == adata.n_obs  # the cell is kept
+
+
+def test_check_views_is_public_and_used():
+    assert magnet.check_views(["spatial", "lr"]) == ("spatial", "lr")
+    with pytest.raises(InputError, match="not available"):
+        magnet.check_views(("spatial", "lr"), available=("spatial", "similarity"))
+    with pytest.raises(InputError, match="non-empty"):
+        magnet.check_views(())
+
+
+def test_use_rep_gives_the_cell_features_and_a_missing_key_is_named(toy):
+    adata, _ = toy
+    a = adata.copy()
+    a.obsm["X_rep"] = np.random.default_rng(0).normal(size=(a.n_obs, 12)).astype(np.float32)
+    inputs = magnet.prepare(a, use_rep="X_rep", views=("spatial", "similarity"), **FAST_TOY)
+    assert inputs.x_cell.shape == (a.n_obs, 12) and inputs.sources["use_rep"] == "X_rep"
+    with pytest.raises(InputError, match="X_missing"):
+        magnet.prepare(a, use_rep="X_missing", **FAST_TOY)
+
+
+@pytest.mark.realdata
+def test_species_guessed_from_gene_names_is_warned_and_recorded(data_root):
+    from stlit.data import toy_cells
+    adata = toy_cells(n_cells=120, n_genes=30, seed=0)  # mouse CellChatDB symbols (capitalised) + 'Gene0001' ...
+    del adata.uns["lr_pairs"]
+    adata.uns["dataset"] = {k: v for k, v in adata.uns["dataset"].items() if k != "species"}
+    with _Records() as log:
+        inputs = magnet.prepare(adata, **FAST_TOY)
+    assert (inputs.sources["species"], inputs.sources["species_source"]) == ("mouse", "guessed from gene-name case")
+    assert any("guessed as 'mouse'" in m for m in log.messages), log.messages
+    magnet.fit(adata, inputs=inputs, epochs=2, verbose=False)
+    assert adata.uns["magnet"]["inputs"]["species"] == "mouse"
+    adata.uns["dataset"]["species"] = "mouse"  # a dataset record is used without a warning
+    with _Records() as log:
+        assert magnet.prepare(adata, **FAST_TOY).sources["species_source"] == "dataset record"
+    assert not any("guessed" in m for m in log.messages)
 
 # Reduced settings (the paper's are in MagnetConfig): fewer permutations, the fast GRN, one walk per gene, 25 epochs.
 FAST = dict(lr_permutations=200, grn_method="covariance", node2vec_walks_per_node=1)
@@ -39,8 +210,8 @@ def test_seqfish_views_and_target(seqfish):
 def test_seqfish_both_protocols(seqfish):
     adata, inputs = seqfish
     adata = adata.copy()
-    paper = magnet.fit(adata, inputs=inputs, protocol="paper", seed=0, epochs=EPOCHS)
-    free = magnet.fit(adata, inputs=inputs, protocol="leak_free", seed=0, epochs=EPOCHS)
+    paper = magnet.fit(adata, inputs=inputs, protocol="paper", seed=0, epochs=EPOCHS, verbose=False)
+    free = magnet.fit(adata, inputs=inputs, protocol="leak_free", seed=0, epochs=EPOCHS, verbose=False)
     assert np.array_equal(paper.split.test_pairs.numpy(), free.split.test_pairs.numpy())
     for res in (paper, free):
         assert 0.5 < res.scores["ap"] <= 1.0 and 0.5 < res.scores["auroc"] <= 1.0, res.scores
@@ -69,8 +240,9 @@ def test_seqfish_fusion_projection_prevents_weak_embeddings(seqfish):
     LayerNorm outputs and leak-free AP stayed low (0.74 at 60 epochs here, 0.876 at 120); the authors' scale +
     projection MLP after the fusion gives 0.96 at 60 epochs."""
     adata, inputs = seqfish
-    on = magnet.fit(adata.copy(), inputs=inputs, protocol="leak_free", seed=0, epochs=60)
-    off = magnet.fit(adata.copy(), inputs=inputs, protocol="leak_free", seed=0, epochs=60, fusion_projection=False)
+    on = magnet.fit(adata.copy(), inputs=inputs, protocol="leak_free", seed=0, epochs=60, verbose=False)
+    off = magnet.fit(adata.copy(), inputs=inputs, protocol="leak_free", seed=0, epochs=60, fusion_projection=False,
+                     verbose=False)
     assert on.config.fusion_projection and not off.config.fusion_projection
     assert on.scores["ap"] >= 0.90, on.scores
     assert on.scores["ap"] >= off.scores["ap"] + 0.1, (on.scores, off.scores)
