@@ -17,12 +17,18 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .core import (InputError, Key, check_graph, check_matrix, check_n_clusters, check_obs_key, get_device,
-                        get_rep, logger, seed_everything)
+from .cluster import kmeans
+from .core import (InputError, Key, check_matrix, check_n_clusters, check_obs_key, check_seed, get_device,
+                        get_rep, logger, seeded)
+from .graph import edge_index
+from .method import check_spatial_graph, record, resolve_config
 from .nn import GATStack, NodeMasker, remask, sce_loss
 
+OUTPUTS = {"obs": ["{key}"], "obsm": ["X_{key}"], "uns": ["{key}"]}
+"What `fit` writes into the AnnData, `{key}` standing for `key_added` (the method contract of `stlit.method`)."
+
 # %% auto #0
-__all__ = ['PAPER_GRID', 'QUICK_GRID', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed',
+__all__ = ['OUTPUTS', 'PAPER_GRID', 'QUICK_GRID', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed',
            'MultiScaleClusters', 'multiscale_cluster', 'grid_search', 'preprocess', 'M2STResult', 'fit']
 
 # %% ../nbs/10_m2st.ipynb #ad4b8562
@@ -63,7 +69,6 @@ class M2STConfig:
     #                     step can make the objective oscillate forever); our choice
     # inputs
     n_pcs: int = 200  # PCA size when `fit` preprocesses counts (CCST recipe; breast-cancer inputs are 200-d)
-    allow_isolated: bool = False  # accept nodes without neighbours (the authors' STARmap graph has 5)
 
     def validate(self):
         "Raise `InputError` for values outside their domain."
@@ -152,33 +157,31 @@ class M2STAutoencoder(nn.Module):
         return {"loss": torch.stack(list(parts.values())).mean(), **parts}
 
 # %% ../nbs/10_m2st.ipynb #d5910f93
-def _edge_index(adjacency) -> torch.Tensor:
-    "Directed edge list of a sparse adjacency, without self loops (GATConv adds them). Shapes: → (2, n_edges)"
-    A = sp.coo_matrix(adjacency)
-    keep = A.row != A.col
-    return torch.as_tensor(np.vstack([A.row[keep], A.col[keep]]), dtype=torch.long)
+def _train(X, A, cfg, seed, device, verbose):
+    "Part A on checked inputs: the autoencoder trained by `stlit.train.fit` (model moved back to the CPU)."
+    from stlit.train import fit as fit_loop
+    device = get_device(device)
+    x = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)
+    edges = edge_index(A, self_loops=False).to(device)  # GATConv adds the self loops itself
+    with seeded(seed):  # the initial weights; fit_loop seeds the masking and dropout draws itself
+        model = M2STAutoencoder(x.shape[1], cfg)
+    result = fit_loop(model, lambda mdl, epoch: mdl(x, edges), n_epochs=cfg.n_epochs, lr=cfg.lr,
+                      weight_decay=cfg.weight_decay, device=device, seed=seed, verbose=verbose, desc="m2ST AE")
+    result.model.to("cpu")
+    return result
 
 def train_autoencoder(features, # (n_obs, d) node features, e.g. PCA
-                      adjacency, # (n_obs, n_obs) sparse spatial graph
+                      adjacency, # (n_obs, n_obs) sparse spatial graph (isolated nodes: warned about, kept)
                       config: M2STConfig | None = None, # hyper-parameters
-                      seed: int = 0, # seeds torch/numpy/python
+                      seed: int = 0, # seeds the weights, masks and dropout (the caller's generators are restored)
                       device=None, # None → stlit.core.get_device()
                       verbose: bool = False, # progress bar
                      ):
     "Train the multi-scale masked GAT autoencoder; return stlit.train's `FitResult` (model on CPU, history)."
-    from stlit.train import fit as fit_loop
     cfg = (config or M2STConfig()).validate()
     X = check_matrix(features, name="features")
-    check_graph(adjacency, n_obs=X.shape[0], name="adjacency", allow_isolated=cfg.allow_isolated)
-    seed_everything(seed)
-    device = get_device(device)
-    x = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)
-    edge_index = _edge_index(adjacency).to(device)
-    model = M2STAutoencoder(x.shape[1], cfg)
-    result = fit_loop(model, lambda mdl, epoch: mdl(x, edge_index), n_epochs=cfg.n_epochs, lr=cfg.lr,
-                      weight_decay=cfg.weight_decay, device=device, seed=seed, verbose=verbose, desc="m2ST AE")
-    result.model.to("cpu")
-    return result
+    A, _ = check_spatial_graph(adjacency, X.shape[0], name="adjacency", method="m2st")
+    return _train(X, A, cfg, check_seed(seed), device, verbose)
 
 @torch.no_grad()
 def embed(model: M2STAutoencoder, # trained autoencoder
@@ -189,7 +192,7 @@ def embed(model: M2STAutoencoder, # trained autoencoder
     model.eval()
     device = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
-    return [h.cpu().numpy() for h in model.encode(x, _edge_index(adjacency).to(device))]
+    return [h.cpu().numpy() for h in model.encode(x, edge_index(adjacency, self_loops=False).to(device))]
 
 # %% ../nbs/10_m2st.ipynb #71f4e0b1
 def _minmax(X: np.ndarray) -> np.ndarray:
@@ -362,8 +365,7 @@ def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
         for r in range(n_init):
             rng = np.random.default_rng(seed + r)
             if init == "kmeans":
-                from sklearn.cluster import KMeans
-                start = KMeans(n_clusters, n_init=1, random_state=seed + r).fit_predict(np.hstack(Xs))
+                start = kmeans(np.hstack(Xs), n_clusters, seed=seed + r, n_init=1)
             else:
                 start = rng.integers(0, n_clusters, N)
             runs.append(_one_run(Xs, n_clusters, dim_specific, dim_common, lambda1, lambda2, lambda3, weight_norm,
@@ -423,32 +425,26 @@ def grid_search(embeddings: list, # M arrays (n_obs, d_m)
     return pd.DataFrame(rows), all_labels
 
 # %% ../nbs/10_m2st.ipynb #c43561f9
-def preprocess(adata, # AnnData with raw counts in X (or `layer`)
+def preprocess(adata, # AnnData with raw counts in X (or `layer`); not modified
                n_pcs: int = 200, # PCA components (CCST default; the STARmap inputs used 300)
                layer: str | None = None, # layer holding the counts
                min_cells: int = 3, # drop genes expressed in fewer spots (CCST)
                max_fraction: float = 0.05, # genes above this fraction of a spot's counts are excluded from its size factor
-               key_added: str = "X_m2st_pca", # obsm key written
                seed: int = 0, # PCA solver seed
               ) -> np.ndarray:
-    "CCST-style features: filter genes, normalise (excluding highly expressed genes), z-score, PCA; writes obsm[key_added]."
-    from sklearn.decomposition import PCA
-    from stlit.pp import check_counts
+    "CCST-style features (n_obs, n_pcs) float32: filter genes, normalise (excluding highly expressed genes), z-score, PCA."
+    import scanpy as sc
+    from stlit.pp import check_counts, pca
     counts = check_counts(adata, layer=layer)
-    X = np.asarray(counts.toarray() if sp.issparse(counts) else counts, dtype=np.float64)
-    X = X[:, (X > 0).sum(0) >= min_cells]
-    if min(X.shape) < 3:
-        raise InputError(f"too few spots/genes left ({X.shape[0]} × {X.shape[1]}) for a PCA: need at least 3 of each")
-    totals = X.sum(1, keepdims=True)
-    high = (X > max_fraction * np.maximum(totals, 1e-12)).any(0)  # scanpy's exclude_highly_expressed rule
-    size = X[:, ~high].sum(1, keepdims=True)
-    X = X / np.where(size > 0, size, 1.0)
-    sd = X.std(0, ddof=1)
-    X = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
-    n_pcs = int(min(n_pcs, X.shape[0] - 1, X.shape[1] - 1))
-    pcs = PCA(n_pcs, random_state=seed).fit_transform(X).astype(np.float32)
-    adata.obsm[key_added] = pcs
-    return pcs
+    tmp = ad.AnnData(np.asarray(counts.toarray() if sp.issparse(counts) else counts, dtype=np.float64))  # private copy
+    sc.pp.filter_genes(tmp, min_cells=min_cells)
+    if min(tmp.shape) < 3:
+        raise InputError(f"too few spots/genes left ({tmp.n_obs} × {tmp.n_vars}) for a PCA: need at least 3 of each")
+    sc.pp.normalize_total(tmp, target_sum=1, exclude_highly_expressed=True, max_fraction=max_fraction)
+    sc.pp.scale(tmp)  # z-score every gene (unit variance with ddof=1, no clipping)
+    n_pcs = int(min(n_pcs, tmp.n_obs - 1, tmp.n_vars - 1))
+    pca(tmp, n_comps=n_pcs, layer=None, use_highly_variable=False, scale=False, svd_solver="auto", seed=seed)
+    return tmp.obsm[Key.obsm.pca]
 
 # %% ../nbs/10_m2st.ipynb #bf9c8413
 @dataclass
@@ -463,28 +459,38 @@ class M2STResult:
     config: M2STConfig
     seconds: dict  # wall time of each stage
 
-def _features(adata, use_rep, cfg, seed):
+def _features(adata, use_rep, layer, cfg, seed):
+    "The node features and how they were obtained."
     if use_rep is not None:
+        if layer is not None:
+            raise InputError(f"layer={layer!r} names the counts m2ST preprocesses; with use_rep={use_rep!r} the "
+                             "features are given: pass one of them")
         X = get_rep(adata, None if use_rep == "X" else use_rep)
-        return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
-    logger.info("m2ST: no use_rep given; running the CCST recipe (normalise, scale, PCA) on adata.X")
-    return preprocess(adata, n_pcs=cfg.n_pcs, seed=seed)
+        return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32), f"use_rep {use_rep!r}"
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    logger.info(f"m2ST: no use_rep given; running the CCST recipe (normalise, scale, PCA) on the counts in {where}")
+    return preprocess(adata, n_pcs=cfg.n_pcs, layer=layer, seed=seed), f"CCST PCA of the counts in {where}"
 
-def _graph(adata, graph_key):
+def _graph(adata, graph_key, spatial_key):
+    "The spatial graph and where it came from: obsp[graph_key], obsp['spatial_connectivities'], or built here."
     if graph_key is not None:
         if graph_key not in adata.obsp:
             raise KeyError(f"adata.obsp[{graph_key!r}] is missing: available graphs are {list(adata.obsp.keys())}")
-        return adata.obsp[graph_key]
+        return adata.obsp[graph_key], f"obsp[{graph_key!r}]"
     if Key.obsp.spatial_connectivities in adata.obsp:
-        return adata.obsp[Key.obsp.spatial_connectivities]
-    if Key.obsm.spatial not in adata.obsm:
-        raise InputError("no spatial graph: pass graph_key= naming an adata.obsp graph, or add coordinates in "
-                         "adata.obsm['spatial'] so one can be built")
+        return adata.obsp[Key.obsp.spatial_connectivities], f"obsp[{Key.obsp.spatial_connectivities!r}]"
+    if spatial_key not in adata.obsm:
+        raise InputError(f"no spatial graph: pass graph_key= naming an adata.obsp graph, or add coordinates in "
+                         f"adata.obsm[{spatial_key!r}] (spatial_key=) so one can be built")
     from stlit.graph import spatial_neighbors
-    visium = "array_rowcol" in adata.obsm or {"array_row", "array_col"} <= set(adata.obs.columns)
-    tmp = spatial_neighbors(adata, method="visium" if visium else "knn", copy=True)
-    logger.info(f"m2ST: built a {'Visium hex-ring' if visium else '6-NN'} spatial graph")
-    return tmp.obsp[Key.obsp.spatial_connectivities]
+    rowcol = [c for c in ("array_row", "array_col") if c in adata.obs]
+    visium = "array_rowcol" in adata.obsm or len(rowcol) == 2
+    coords = ad.AnnData(obs=adata.obs[rowcol].copy(), obsm={k: np.asarray(adata.obsm[k]) for k in
+                                                           (spatial_key, "array_rowcol") if k in adata.obsm})
+    spatial_neighbors(coords, method="visium" if visium else "knn", spatial_key=spatial_key)  # on a private AnnData
+    kind = "Visium hex rings" if visium else f"6-NN of obsm[{spatial_key!r}]"
+    logger.info(f"m2ST: built a {kind} spatial graph")
+    return coords.obsp[Key.obsp.spatial_connectivities], f"built: {kind} (stlit.graph.spatial_neighbors)"
 
 # %% ../nbs/10_m2st.ipynb #cf78d472
 def _best_point(table, column, n_clusters, defaults):
@@ -501,8 +507,7 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
     if cfg.clustering != "multiscale":
         Z = np.hstack(embeddings)
         if cfg.clustering == "kmeans":
-            from sklearn.cluster import KMeans
-            return KMeans(n_clusters, n_init=cfg.n_init, random_state=seed).fit_predict(Z), None, None
+            return kmeans(Z, n_clusters, seed=seed, n_init=cfg.n_init), None, None
         from stlit.cluster import mclust
         return np.asarray(mclust(Z, n_clusters, pca=min(20, Z.shape[1]), seed=seed)), None, None
     kw = dict(dim_common=cfg.dim_common, weight_norm=cfg.weight_norm, row_normalize=cfg.row_normalize,
@@ -530,71 +535,100 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
     return res.labels, res, table
 
 # %% ../nbs/10_m2st.ipynb #d33874d2
-def fit(adata, # AnnData: counts in X, or features in obsm[use_rep]; coordinates or a graph
-        n_clusters: int, # number of spatial domains C
-        *,
-        use_rep: str | None = None, # obsm/layers key of precomputed features, or 'X' for adata.X (None: counts → preprocess)
-        graph_key: str | None = None, # obsp key of the spatial graph (None: spatial_connectivities or build one)
-        protocol: str = "label_free", # 'label_free' (no labels used) or 'paper' (grid scored by ARI vs truth)
-        select: str = "fixed", # label_free: 'fixed' (M2STConfig values) or 'silhouette' (best silhouette on `grid`)
-        truth_key: str | None = None, # obs column of the truth (needed by protocol='paper')
-        seed: int = 0, # controls every random source
-        device=None, # None → stlit.core.get_device()
-        key_added: str = "m2st", # where results are written
-        grid: dict | None = None, # grid of protocol='paper' / select='silhouette' (None: QUICK_GRID; PAPER_GRID: authors')
-        embeddings: list | None = None, # skip Part A and cluster these (n_obs, d_m) arrays
-        verbose: bool = False, # progress bars
-        **config, # any M2STConfig field
-       ) -> M2STResult:
-    "Run m2ST on `adata`: embeddings (Part A), multi-scale clustering (Part B); write obs/obsm/uns[key_added]."
-    unknown = set(config) - {f.name for f in dataclasses.fields(M2STConfig)}
-    if unknown:
-        raise InputError(f"unknown m2ST config fields {sorted(unknown)}: see M2STConfig")
-    cfg = M2STConfig(**config).validate()
+def _truth(adata, protocol, select, truth_key):
+    "Check the protocol; the truth labels that protocol='paper' selects by (None otherwise)."
     if protocol not in ("label_free", "paper"):
         raise InputError(f"protocol must be 'label_free' or 'paper', got {protocol!r}")
     if select not in ("fixed", "silhouette"):
         raise InputError(f"select must be 'fixed' or 'silhouette', got {select!r}")
-    n_clusters = check_n_clusters(n_clusters, adata.n_obs)
-    truth = None
-    if protocol == "paper":
-        if truth_key is None:
-            raise InputError("protocol='paper' selects hyper-parameters by ARI against the truth: pass truth_key=")
-        truth = check_obs_key(adata, truth_key, "truth").to_numpy()
-    seconds, tic = {}, time.perf_counter()
+    if protocol != "paper":
+        return None
+    if truth_key is None:
+        raise InputError("protocol='paper' selects hyper-parameters by ARI against the truth: pass truth_key=")
+    return check_obs_key(adata, truth_key, "truth").to_numpy()
+
+def _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key, seed, device, verbose):
+    "Features, graph, autoencoder, embeddings; returns (embeddings, model, history, inputs, seconds)."
+    tic = time.perf_counter()
+    X, features = _features(adata, use_rep, layer, cfg, seed)
+    A, source = _graph(adata, graph_key, spatial_key)
+    A, n_isolated = check_spatial_graph(A, adata.n_obs, method="m2st")
+    seconds = {"features_graph": time.perf_counter() - tic}
+    result = _train(X, A, cfg, seed, device, verbose)
+    embeddings = embed(result.model, X, A)
+    seconds["autoencoder"] = time.perf_counter() - tic - seconds["features_graph"]
+    inputs = dict(features=features, n_features=int(X.shape[1]), graph=source, n_edges=int(A.nnz),
+                  n_isolated=n_isolated)
+    return embeddings, result.model, result.history, inputs, seconds
+
+def _warn_unconverged(clusters, cfg):
+    if clusters is not None and not clusters.converged:
+        logger.warning(f"m2st: the multi-scale clustering did not converge: it stopped after max_iter={clusters.n_iter} "
+                       f"iterations with the labels still changing or the objective still moving by more than "
+                       f"tol={cfg.tol:g} (relative); raise max_iter, or compare uns[key_added]['objective'] across seeds")
+
+def _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, seconds):
+    "uns[key_added] through stlit.method.record: params actually used, loss history, inputs, clustering summary."
+    extra = dict(embedding_dims=[int(E.shape[1]) for E in embeddings], seconds=seconds,
+                 labels_used_for_selection=call["protocol"] == "paper")
+    if clusters is not None:
+        extra.update(weights=clusters.weights, objective=clusters.objective, n_iter=clusters.n_iter,
+                     converged=clusters.converged, selected=dict(dim_specific=int(clusters.specific[0].shape[1]),
+                                                                 **clusters.params))
+    if table is not None:
+        extra["grid"] = table
+    if history is not None:
+        history = history[[c for c in history.columns if c.startswith("loss") or c == "epoch"]]
+    record(adata, key_added, params={**dataclasses.asdict(cfg), **call}, history=history, inputs=inputs, **extra)
+
+# %% ../nbs/10_m2st.ipynb #6e5a4a72
+def fit(adata, # AnnData: counts in X (or `layer`), or features in obsm[use_rep]; coordinates or a graph
+        n_clusters: int, # number of spatial domains C
+        *,
+        spatial_key: str = Key.obsm.spatial, # obsm key of the coordinates (used when a graph must be built)
+        layer: str | None = None, # layer holding the counts that m2ST preprocesses (use_rep=None)
+        use_rep: str | None = None, # obsm/layers key of precomputed features, or 'X' for adata.X (None: counts → preprocess)
+        key_added: str = "m2st", # where results are written (see OUTPUTS)
+        seed: int = 0, # controls every random source; the caller's generators are left as they were
+        device=None, # None → stlit.core.get_device()
+        verbose: bool = True, # progress bars
+        config: M2STConfig | dict | None = None, # settings (or give M2STConfig fields as keyword arguments)
+        graph_key: str | None = None, # obsp key of the spatial graph (None: spatial_connectivities or build one)
+        protocol: str = "label_free", # 'label_free' (no labels used) or 'paper' (grid scored by ARI vs truth)
+        select: str = "fixed", # label_free: 'fixed' (M2STConfig values) or 'silhouette' (best silhouette on `grid`)
+        truth_key: str | None = None, # obs column of the truth (needed by protocol='paper')
+        grid: dict | None = None, # grid of protocol='paper' / select='silhouette' (None: QUICK_GRID; PAPER_GRID: authors')
+        embeddings: list | None = None, # skip Part A and cluster these (n_obs, d_m) arrays
+        **fields, # any M2STConfig field
+       ) -> M2STResult:
+    """Run m2ST on `adata`: embeddings (Part A), multi-scale clustering (Part B).
+
+    Writes only (OUTPUTS): `obs[key_added]` (categorical domains), `obsm['X_' + key_added]` (the M scale embeddings
+    side by side) and `uns[key_added]` = {'params', 'history', 'inputs', embedding_dims, seconds, weights, objective,
+    n_iter, converged, selected, labels_used_for_selection[, grid]}."""
+    cfg = resolve_config(M2STConfig, config, fields, method="m2st")
+    seed, n_clusters = check_seed(seed), check_n_clusters(n_clusters, adata.n_obs)
+    truth = _truth(adata, protocol, select, truth_key)
     model = history = None
     if embeddings is None:
-        X = _features(adata, use_rep, cfg, seed)
-        A = check_graph(_graph(adata, graph_key), n_obs=adata.n_obs, name="spatial graph",
-                        allow_isolated=cfg.allow_isolated)
-        seconds["features_graph"] = time.perf_counter() - tic
-        res_ae = train_autoencoder(X, A, cfg, seed=seed, device=device, verbose=verbose)
-        model, history = res_ae.model, res_ae.history
-        embeddings = embed(model, X, A)
-        seconds["autoencoder"] = time.perf_counter() - tic - seconds["features_graph"]
+        embeddings, model, history, inputs, seconds = _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key,
+                                                              seed, device, verbose)
+    else:
+        inputs, seconds = dict(features="embeddings given (Part A skipped)", graph=None, n_isolated=None), {}
     embeddings = [np.asarray(check_matrix(E, name=f"embeddings[{m}]", n_rows=adata.n_obs), dtype=np.float32)
                   for m, E in enumerate(embeddings)]
     tic = time.perf_counter()
-    seed_everything(seed)
     labels, clusters, table = _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid,
                                              select)
     seconds["clustering"] = time.perf_counter() - tic
+    _warn_unconverged(clusters, cfg)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(k) for k in range(n_clusters)])
     adata.obsm[f"X_{key_added}"] = np.hstack(embeddings)
-    params = dict(dataclasses.asdict(cfg), protocol=protocol, select=select if protocol == "label_free" else "ari",
-                  truth_key=truth_key, seed=seed, use_rep=use_rep,
-                  graph_key=graph_key, n_clusters=n_clusters)
-    uns = dict(params={k: "None" if v is None else v for k, v in params.items()},  # h5ad cannot store None
-               embedding_dims=[int(E.shape[1]) for E in embeddings], seconds=seconds,
-               labels_used_for_selection=protocol == "paper")
-    if history is not None:
-        uns["history"] = {c: history[c].to_numpy() for c in history.columns if c.startswith("loss") or c == "epoch"}
-    if clusters is not None:
-        uns.update(weights=clusters.weights, objective=clusters.objective, n_iter=clusters.n_iter,
-                   converged=clusters.converged, selected=dict(dim_specific=int(clusters.specific[0].shape[1]),
-                                                               **clusters.params))
-    if table is not None:
-        uns["grid"] = table
-    adata.uns[key_added] = uns
+    used_grid = (grid or QUICK_GRID) if table is not None else None
+    call = dict(n_clusters=n_clusters, protocol=protocol, select=select if protocol == "label_free" else "ari",
+                truth_key=truth_key, seed=seed, use_rep=use_rep, layer=layer, graph_key=graph_key,
+                spatial_key=spatial_key, device=None if model is None else str(get_device(device)), grid=used_grid,
+                embeddings_given=model is None)
+    _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, seconds)
     return M2STResult(labels=labels, embeddings=embeddings, model=model, history=history, clusters=clusters,
                       grid=table, config=cfg, seconds=seconds)

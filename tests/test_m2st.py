@@ -8,7 +8,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from stlit.m2st import M2STConfig, embed, fit, multiscale_cluster, train_autoencoder
+from stlit.m2st import OUTPUTS, M2STConfig, embed, fit, multiscale_cluster, train_autoencoder
+from stlit.method import changed_keys, outputs_of
 from stlit.metrics import cluster_scores
 
 
@@ -44,9 +45,9 @@ def test_clustering_same_seed_same_labels(starmap):
 
 
 def test_autoencoder_on_authors_features(starmap):
-    "Part A on the authors' 300-d PCA and graph (5 isolated cells allowed), then Part B: ARI reported and checked."
+    "Part A on the authors' 300-d PCA and graph (5 isolated cells, kept), then Part B: ARI reported and checked."
     torch.set_num_threads(1)
-    cfg = M2STConfig(hidden_dim=128, n_epochs=60, allow_isolated=True)
+    cfg = M2STConfig(hidden_dim=128, n_epochs=60)
     res = train_autoencoder(starmap["X"], starmap["A"], cfg, seed=0)
     loss = res.history["loss"].to_numpy()
     assert loss[-10:].mean() < loss[:10].mean()
@@ -58,7 +59,80 @@ def test_autoencoder_on_authors_features(starmap):
     assert scores["ari"] > 0.3
 
 
-def test_isolated_cells_refused_by_default(starmap):
-    "The authors' STARmap graph has 5 cells without neighbours: refused unless allow_isolated=True."
-    with pytest.raises(ValueError, match="5 isolated nodes"):
-        train_autoencoder(starmap["X"], starmap["A"], M2STConfig(n_epochs=1))
+def test_isolated_cells_kept_with_a_warning(starmap, caplog_stlit):
+    "The authors' STARmap graph has 5 cells without neighbours: kept (carried by their self loop), with a warning."
+    train_autoencoder(starmap["X"], starmap["A"], M2STConfig(n_epochs=1), seed=0)
+    assert "5 isolated node(s)" in caplog_stlit.text
+
+
+@pytest.fixture()
+def caplog_stlit(caplog):
+    "caplog that also sees the 'stlit' logger (which does not propagate to the root logger)."
+    import logging
+    logger = logging.getLogger("stlit")
+    logger.addHandler(caplog.handler)
+    with caplog.at_level(logging.INFO, logger="stlit"):
+        yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def _ccst_numpy(X, n_pcs=200, min_cells=3, max_fraction=0.05, seed=0):
+    "The CCST recipe written out in NumPy/scikit-learn (stlit's m2st.preprocess before it composed scanpy)."
+    from sklearn.decomposition import PCA
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    X = X[:, (X > 0).sum(0) >= min_cells]
+    high = (X > max_fraction * np.maximum(X.sum(1, keepdims=True), 1e-12)).any(0)
+    size = X[:, ~high].sum(1, keepdims=True)
+    X = X / np.where(size > 0, size, 1.0)
+    sd = X.std(0, ddof=1)
+    X = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
+    return PCA(int(min(n_pcs, X.shape[0] - 1, X.shape[1] - 1)), random_state=seed).fit_transform(X).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def dlpfc_labelled(data_root):
+    "DLPFC 151673 with its unlabelled spots dropped (the usual first step before scoring)."
+    from stlit.data import load
+    a = load("dlpfc_151673")
+    return a[a.obs["truth"].notna()].copy()
+
+
+def test_preprocess_matches_the_numpy_recipe(dlpfc_labelled):
+    "m2st.preprocess (scanpy + stlit.pp.pca) gives the PCs of the NumPy recipe on DLPFC 151673, writing nothing."
+    from stlit.m2st import preprocess
+    before = dlpfc_labelled.copy()
+    ours = preprocess(dlpfc_labelled, n_pcs=50)
+    ref = _ccst_numpy(dlpfc_labelled.X, n_pcs=50)
+    sign = np.sign((ours * ref).sum(0))
+    print("max |difference| after sign alignment:", np.abs(ours * sign - ref).max(), "of max", np.abs(ref).max())
+    np.testing.assert_allclose(ours * sign, ref, atol=1e-4 * np.abs(ref).max())
+    assert changed_keys(before, dlpfc_labelled) == set()
+
+
+def test_fit_on_labelled_dlpfc_keeps_the_isolated_spot(dlpfc_labelled, caplog_stlit):
+    "The plain call of issue 9 on DLPFC 151673 without its unlabelled spots: one isolated spot, warned and recorded."
+    adata = dlpfc_labelled.copy()
+    before = adata.copy()
+    torch.set_num_threads(1)
+    fit(adata, 7, seed=0, n_epochs=2, n_pcs=30, hidden_dim=32, n_init=1, max_iter=3, verbose=False)
+    assert adata.uns["m2st"]["inputs"]["n_isolated"] == 1
+    assert "1 isolated node(s)" in caplog_stlit.text
+    assert changed_keys(before, adata) == outputs_of(OUTPUTS, "m2st")
+    assert adata.uns["m2st"]["inputs"]["graph"].startswith("built: Visium hex rings")
+    if not adata.uns["m2st"]["converged"]:
+        assert "did not converge" in caplog_stlit.text
+
+
+def test_clustering_uses_stlit_cluster_kmeans(monkeypatch):
+    "Part B's k-means starts and the kmeans ablation go through stlit.cluster.kmeans (one k-means in the package)."
+    import stlit.m2st as m2st
+    calls = []
+    real = m2st.kmeans
+    monkeypatch.setattr(m2st, "kmeans", lambda *a, **k: calls.append(k) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    views = [rng.normal(size=(60, 4)), rng.normal(size=(60, 3))]
+    multiscale_cluster(views, 3, n_init=2, max_iter=2, seed=0)
+    assert [c["seed"] for c in calls] == [0, 1]
+    m2st.fit(__import__("anndata").AnnData(np.zeros((60, 1), np.float32)), 3, embeddings=views, clustering="kmeans",
+             verbose=False)
+    assert len(calls) == 3
