@@ -120,7 +120,9 @@ def guess_species(gene_names, # the panel's gene symbols
     for name in map(str, gene_names):
         if sum(c.isalpha() for c in name) < 2:
             continue
-        if name == name.upper():
+        if name.startswith("ENSMUSG"):  # Ensembl ids are upper case in both species: read the prefix
+            capitalised += 1
+        elif name == name.upper():
             upper += 1
         elif name[0].isupper() and name[1:] == name[1:].lower():
             capitalised += 1
