@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
@@ -17,6 +16,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from . import _m2st_cluster
+from ._m2st_cluster import *
 from .cluster import kmeans
 from .core import (InputError, Key, check_matrix, check_n_clusters, check_obs_key, check_seed, get_device,
                         get_rep, logger, seeded)
@@ -28,8 +29,11 @@ OUTPUTS = {"obs": ["{key}"], "obsm": ["X_{key}"], "uns": ["{key}"]}
 "What `fit` writes into the AnnData, `{key}` standing for `key_added` (the method contract of `stlit.method`)."
 
 # %% auto #0
-__all__ = ['OUTPUTS', 'PAPER_GRID', 'QUICK_GRID', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed',
-           'MultiScaleClusters', 'multiscale_cluster', 'grid_search', 'preprocess', 'M2STResult', 'fit']
+__all__ = ['OUTPUTS', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed', 'preprocess', 'M2STResult',
+           'fit']
+
+# %% ../nbs/10_m2st.ipynb #83b94dc3
+__all__ = [*globals().get("__all__", []), *_m2st_cluster.__all__]  # Part B is read through stlit.m2st
 
 # %% ../nbs/10_m2st.ipynb #ad4b8562
 @dataclass
@@ -193,236 +197,6 @@ def embed(model: M2STAutoencoder, # trained autoencoder
     device = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
     return [h.cpu().numpy() for h in model.encode(x, edge_index(adjacency, self_loops=False).to(device))]
-
-# %% ../nbs/10_m2st.ipynb #71f4e0b1
-def _minmax(X: np.ndarray) -> np.ndarray:
-    "Scale each column to [0, 1] (constant columns → 0), as MATLAB `mapminmax(X', 0, 1)`."
-    lo, span = X.min(0), np.ptp(X, 0)
-    return (X - lo) / np.where(span > 0, span, 1.0)
-
-def _unit_columns(A: np.ndarray) -> np.ndarray:
-    "Divide each column by its L2 norm: the code's row normalisation of the transposed (paper-oriented) matrix."
-    A = np.nan_to_num(A, nan=0.0, posinf=1e5, neginf=-1e5)
-    norm = np.linalg.norm(A, axis=0, keepdims=True)
-    return A / np.where(norm > 0, norm, 1.0)
-
-def _unit_rows(A: np.ndarray) -> np.ndarray:
-    "Divide each row by its L2 norm (P and W are stored in the paper's orientation)."
-    return _unit_columns(A.T).T
-
-def _cluster_sums(Z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
-    "Z^T U^T: per-cluster sums of the rows of Z. Shapes: Z (N, s), labels (N,) → (s, C)"
-    out = np.zeros((n_clusters, Z.shape[1]))
-    np.add.at(out, labels, Z)
-    return out.T
-
-def _sq_error(D: np.ndarray, norm: str) -> float:
-    "Squared Frobenius or spectral norm of D (N×s); the spectral one from the s×s Gram matrix."
-    if norm == "frobenius":
-        return float(np.sum(D * D))
-    return float(np.linalg.eigvalsh(D.T @ D)[-1])
-
-def _update_centroids(Z, labels, V, weight, lambda3, n_clusters):
-    "Step 5: V = w Z^T U^T pinv(w U U^T + λ3 V^T V − λ3 I). Shapes: Z (N, s), V (s, C) → (s, C)"
-    counts = np.bincount(labels, minlength=n_clusters).astype(float)
-    A = weight * np.diag(counts) + lambda3 * (V.T @ V - np.eye(n_clusters))
-    return weight * _cluster_sums(Z, labels, n_clusters) @ np.linalg.pinv(A)
-
-# %% ../nbs/10_m2st.ipynb #ea93079a
-def _assign(Zs: list, Vs: list, weights: np.ndarray) -> np.ndarray:
-    "Step 7: weighted squared distance of every sample to every centroid. Shapes: Zs[m] (N, s_m), Vs[m] (s_m, C) → (N, C)"
-    dist = 0.0
-    for Z, V, w in zip(Zs, Vs, weights):
-        dist = dist + w * ((Z * Z).sum(1, keepdims=True) - 2 * Z @ V + (V * V).sum(0, keepdims=True))
-    return dist
-
-def _entropy_weights(errors: np.ndarray, lambda2: float) -> np.ndarray:
-    "Step 1: softmax(−λ2·E), computed stably."
-    logits = -lambda2 * np.asarray(errors, dtype=float)
-    logits -= logits.max()
-    w = np.exp(logits)
-    return w / w.sum()
-
-def _objective(Xs, S, P, W, H, Vs, labels, weights, lambda1, lambda2, lambda3) -> float:
-    "Eq. 12 (Frobenius norms, δ = 1/λ2); Vs holds the M specific centroids then the common one."
-    value = 0.0
-    for X, Sm, Pm, Wm in zip(Xs, S, P, W):
-        R = X - H @ Wm - Sm @ Pm
-        value += np.sum(R * R) + lambda1 * np.sum(Sm * Sm)
-    value += lambda1 * np.sum(H * H)
-    for Z, V, w in zip([*S, H], Vs, weights):
-        D = Z - V.T[labels]
-        value += w * np.sum(D * D) + lambda3 * np.sum((V.T @ V - np.eye(V.shape[1])) ** 2)
-    if lambda2 > 0:
-        value += np.sum(weights * np.log(np.maximum(weights, 1e-300))) / lambda2
-    return float(value)
-
-# %% ../nbs/10_m2st.ipynb #1aaef953
-def _one_run(Xs, n_clusters, dim_specific, dim_common, lambda1, lambda2, lambda3, weight_norm, row_normalize,
-             labels, max_iter, tol, patience, rng):
-    "One run of the alternating updates (steps 1–7) from the indicator `labels` and a random start of the rest."
-    N, M = Xs[0].shape[0], len(Xs)
-    S = [np.linalg.qr(rng.random((N, dim_specific)))[0] for _ in range(M)]  # code: orth(rand(N, s))
-    H = rng.random((N, dim_common))
-    P = [rng.random((dim_specific, X.shape[1])) for X in Xs]
-    W = [rng.random((dim_common, X.shape[1])) for X in Xs]
-    Vs = [rng.random((dim_specific, n_clusters)) for _ in range(M)] + [rng.random((dim_common, n_clusters))]
-    weights = np.full(M + 1, 1.0 / (M + 1))
-    history, converged, stable, before = [], False, 0, labels
-    for it in range(max_iter):
-        errors = [_sq_error(Z - V.T[labels], weight_norm) for Z, V in zip([*S, H], Vs)]
-        weights = _entropy_weights(errors, lambda2)  # step 1
-        for m, X in enumerate(Xs):
-            A = (lambda1 + weights[m]) * np.eye(dim_specific) + P[m] @ P[m].T
-            B = X @ P[m].T - H @ (W[m] @ P[m].T) + weights[m] * Vs[m].T[labels]
-            S[m] = np.linalg.solve(A, B.T).T  # step 2
-            if row_normalize: S[m] = _unit_columns(S[m])
-            P[m] = np.linalg.lstsq(S[m].T @ S[m], S[m].T @ X - (S[m].T @ H) @ W[m], rcond=None)[0]  # step 3
-            if row_normalize: P[m] = _unit_rows(P[m])
-            W[m] = np.linalg.lstsq(H.T @ H, H.T @ X - (H.T @ S[m]) @ P[m], rcond=None)[0]  # step 4
-            if row_normalize: W[m] = _unit_rows(W[m])
-            Vs[m] = _update_centroids(S[m], labels, Vs[m], weights[m], lambda3, n_clusters)  # step 5
-        A = (lambda1 + weights[M]) * np.eye(dim_common) + sum(Wm @ Wm.T for Wm in W)
-        B = sum(X @ Wm.T - Sm @ (Pm @ Wm.T) for X, Sm, Pm, Wm in zip(Xs, S, P, W)) + weights[M] * Vs[M].T[labels]
-        H = np.linalg.solve(A, B.T).T  # step 6
-        if row_normalize: H = _unit_columns(H)
-        Vs[M] = _update_centroids(H, labels, Vs[M], weights[M], lambda3, n_clusters)
-        dist = _assign([*S, H], Vs, weights)  # step 7
-        new = dist.argmin(1)
-        for k in np.setdiff1d(np.arange(n_clusters), new):  # re-seed an empty cluster with the farthest sample
-            far = np.argmax(dist[np.arange(N), new])
-            new[far] = k
-            dist[far] = -np.inf
-        history.append(_objective(Xs, S, P, W, H, Vs, new, weights, lambda1, lambda2, lambda3))
-        same = np.array_equal(new, labels)
-        stable = stable + 1 if same or np.array_equal(new, before) else 0  # unchanged, or a 2-cycle
-        before, labels = labels, new
-        if same and it > 0 and abs(history[-1] - history[-2]) <= tol * abs(history[-2]) or stable >= patience:
-            converged = True
-            break
-    return dict(labels=labels, weights=weights, objective=history[-1], history=history, n_iter=it + 1,
-                converged=converged, common=H, specific=S)
-
-# %% ../nbs/10_m2st.ipynb #0434af8a
-@dataclass
-class MultiScaleClusters:
-    "Result of `multiscale_cluster`: labels, scale weights (M specific + common), objective, and the representations."
-    labels: np.ndarray  # (n_obs,) cluster ids 0..C-1
-    weights: np.ndarray  # (M + 1,) α: M scale-specific weights, then the common one
-    objective: float  # Eq. 12 at the end of the kept restart
-    history: list  # objective per iteration of the kept restart
-    n_iter: int
-    converged: bool
-    restart: int  # index of the kept restart
-    restart_objectives: list  # final objective of every restart
-    restart_labels: list  # labels of every restart
-    common: np.ndarray  # (n_obs, c) common representation H_c^T
-    specific: list  # M arrays (n_obs, s) of the scale-specific representations
-    params: dict = field(default_factory=dict)  # lambda1, lambda2, lambda3 used (dim_specific: specific[0].shape[1])
-
-def multiscale_cluster(embeddings: list, # M arrays (n_obs, d_m), one per scale
-                       n_clusters: int, # C
-                       dim_specific: int = 40, # s
-                       dim_common: int | None = None, # c (None → n_clusters, as the code)
-                       lambda1: float = 1.0, # β
-                       lambda2: float = 1e-5, # inverse temperature of the entropy weights (δ = 1/λ2)
-                       lambda3: float = 0.1, # orthogonality weight λ
-                       weight_norm: str = "frobenius", # 'frobenius' (paper) or 'spectral' (code)
-                       row_normalize: bool = True, # the code's row normalisation after each update
-                       minmax: bool = True, # scale each feature to [0, 1] first (code)
-                       init: str = "kmeans", # 'kmeans' or 'random' (code)
-                       n_init: int = 10, # restarts; lowest objective wins
-                       max_iter: int = 100, # iterations per restart
-                       tol: float = 1e-5, # relative objective change for convergence (with unchanged labels)
-                       patience: int = 10, # also stop after this many iterations without a label change
-                       seed: int = 0, # seeds every restart (restart r uses seed + r)
-                       blas_threads: int | None = 1, # BLAS threads for the updates (None: leave numpy's setting)
-                      ) -> MultiScaleClusters:
-    "m2ST's multi-scale clustering (Eq. 11–12) by closed-form alternating updates, with restarts."
-    if not isinstance(embeddings, (list, tuple)) or len(embeddings) < 1:
-        raise InputError("embeddings must be a non-empty list of (n_obs, d_m) arrays, one per scale")
-    Xs = [np.asarray(check_matrix(E, name=f"embeddings[{m}]"), dtype=float) for m, E in enumerate(embeddings)]
-    N = Xs[0].shape[0]
-    for m, X in enumerate(Xs):
-        check_matrix(X, name=f"embeddings[{m}]", n_rows=N)
-    n_clusters = check_n_clusters(n_clusters, N)
-    dim_common = n_clusters if dim_common is None else int(dim_common)
-    if dim_specific < 1 or dim_common < 1:
-        raise InputError(f"dim_specific={dim_specific} and dim_common={dim_common} must be >= 1")
-    if weight_norm not in ("frobenius", "spectral"):
-        raise InputError(f"weight_norm must be 'frobenius' or 'spectral', got {weight_norm!r}")
-    if init not in ("kmeans", "random"):
-        raise InputError(f"init must be 'kmeans' or 'random', got {init!r}")
-    if n_init < 1 or max_iter < 1:
-        raise InputError(f"n_init={n_init} and max_iter={max_iter} must be >= 1")
-    if minmax:
-        Xs = [_minmax(X) for X in Xs]
-    from threadpoolctl import threadpool_limits
-    runs = []
-    # the updates multiply thin (N × s) matrices: multi-threaded BLAS gains little on them and, on a busy machine,
-    # its spinning threads made one restart 7.4x slower (22 s vs 167 s on the breast-cancer embedding, 2 cores)
-    with threadpool_limits(limits=blas_threads, user_api="blas"):
-        for r in range(n_init):
-            rng = np.random.default_rng(seed + r)
-            if init == "kmeans":
-                start = kmeans(np.hstack(Xs), n_clusters, seed=seed + r, n_init=1)
-            else:
-                start = rng.integers(0, n_clusters, N)
-            runs.append(_one_run(Xs, n_clusters, dim_specific, dim_common, lambda1, lambda2, lambda3, weight_norm,
-                                 row_normalize, start, max_iter, tol, patience, rng))
-    objectives = [run["objective"] for run in runs]
-    best = int(np.nanargmin(objectives))
-    run = runs[best]
-    return MultiScaleClusters(labels=run["labels"], weights=run["weights"], objective=run["objective"],
-                              history=run["history"], n_iter=run["n_iter"], converged=run["converged"],
-                              restart=best, restart_objectives=objectives,
-                              restart_labels=[r["labels"] for r in runs], common=run["common"],
-                              specific=run["specific"], params=dict(lambda1=float(lambda1), lambda2=float(lambda2),
-                                                                    lambda3=float(lambda3)))
-
-# %% ../nbs/10_m2st.ipynb #600ba988
-PAPER_GRID = dict(lambda1=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], lambda2=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
-                  lambda3=[1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], dim_specific=list(range(10, 101, 10)))
-"The authors' grid (`main.m`): 3,200 points."
-
-QUICK_GRID = dict(lambda1=[1e-5, 1e-2, 1.0, 100.0], lambda2=[1e-5, 1e-1], lambda3=[1e-3, 1e-1, 1.0],
-                  dim_specific=[20, 40])
-"A 48-point subset of `PAPER_GRID` that runs in minutes on a CPU."
-
-def grid_search(embeddings: list, # M arrays (n_obs, d_m)
-                n_clusters: int, # C
-                grid: dict | None = None, # lists of values for any of lambda1, lambda2, lambda3, dim_specific
-                truth=None, # (n_obs,) labels: adds ari/nmi/purity columns (NaN truth ignored)
-                silhouette_sample: int | None = 3000, # subsample for the silhouette (None: all)
-                seed: int = 0,
-                verbose: bool = False, # progress bar
-                **kwargs, # other `multiscale_cluster` arguments (n_init, init, weight_norm, ...)
-               ) -> tuple[pd.DataFrame, list]:
-    "Run `multiscale_cluster` at every grid point; return (one row of scores per point, the labels per point)."
-    from sklearn.metrics import silhouette_score
-    from stlit.core import progress
-    grid = dict(QUICK_GRID if grid is None else grid)
-    unknown = set(grid) - {"lambda1", "lambda2", "lambda3", "dim_specific"}
-    if unknown:
-        raise InputError(f"grid has unknown keys {sorted(unknown)}: use lambda1, lambda2, lambda3, dim_specific")
-    names = list(grid)
-    Z = np.hstack([_minmax(np.asarray(E, dtype=float)) for E in embeddings])
-    rows, all_labels = [], []
-    for values in progress(list(itertools.product(*grid.values())), verbose=verbose, desc="m2ST grid"):
-        point = dict(zip(names, values))
-        res = multiscale_cluster(embeddings, n_clusters, seed=seed, **{**kwargs, **point})
-        row = dict(point, objective=res.objective, n_found=len(np.unique(res.labels)),
-                   silhouette=float(silhouette_score(Z, res.labels, sample_size=silhouette_sample,
-                                                     random_state=seed)))
-        if truth is not None:
-            from stlit.metrics import cluster_scores
-            scores = cluster_scores(truth, res.labels)
-            row.update(ari=scores["ari"], nmi=scores["nmi"], purity=scores["purity"])
-            per_restart = [cluster_scores(truth, lab)["ari"] for lab in res.restart_labels]
-            row.update(ari_max_restart=max(per_restart), best_restart=int(np.argmax(per_restart)))
-        rows.append(row)
-        all_labels.append(res.labels)
-    return pd.DataFrame(rows), all_labels
 
 # %% ../nbs/10_m2st.ipynb #c43561f9
 def preprocess(adata, # AnnData with raw counts in X (or `layer`); not modified

@@ -125,10 +125,13 @@ def test_fit_on_labelled_dlpfc_keeps_the_isolated_spot(dlpfc_labelled, caplog_st
 
 def test_clustering_uses_stlit_cluster_kmeans(monkeypatch):
     "Part B's k-means starts and the kmeans ablation go through stlit.cluster.kmeans (one k-means in the package)."
+    import stlit._m2st_cluster as part_b
     import stlit.m2st as m2st
     calls = []
     real = m2st.kmeans
-    monkeypatch.setattr(m2st, "kmeans", lambda *a, **k: calls.append(k) or real(*a, **k))
+    spy = lambda *a, **k: calls.append(k) or real(*a, **k)
+    monkeypatch.setattr(m2st, "kmeans", spy)
+    monkeypatch.setattr(part_b, "kmeans", spy)
     rng = np.random.default_rng(0)
     views = [rng.normal(size=(60, 4)), rng.normal(size=(60, 3))]
     multiscale_cluster(views, 3, n_init=2, max_iter=2, seed=0)
