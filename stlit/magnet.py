@@ -391,8 +391,9 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
     split = split_edges(target_graph, test_fraction, seed)
     graphs = [remove_pairs(inputs.views[v], split.test_pairs) if protocol == "leak_free" else inputs.views[v]
               for v in views]
-    n_isolated = (check_spatial_graph(graphs[views.index("spatial")], adata.n_obs, name="spatial view",
-                                      method="magnet")[1] if "spatial" in views else None)
+    n_isolated = (check_spatial_graph(graphs[views.index("spatial")], adata.n_obs, method="magnet", name="spatial view"
+                                      + (" without the held-out pairs" if protocol == "leak_free" else ""))[1]
+                  if "spatial" in views else None)
     device = get_device(device)
     with seeded(seed):  # the supervised subset and the initialisation; train.fit seeds the training loop itself
         run = _Run(inputs, graphs, split, cfg, device)
