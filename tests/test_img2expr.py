@@ -94,7 +94,7 @@ def test_run_baselines_rows_and_labels(toys):
            "histogene": dict(patch_px=8, dim=32, depth=1, heads=4, epochs=2)}
     res = ie.run_baselines(toys, "paper", config=cfg, seed=0)
     assert {"section", "gene", "method", "protocol", "pcc", "weights", "val"} <= set(res.columns)
-    assert len(res) == 4 * 4 * 30 and set(res["protocol"]) == {"paper"}
+    assert len(res) == 4 * 5 * 30 and set(res["protocol"]) == {"paper"}
     deep = res[res.method.isin(["stnet", "histogene"])]
     assert (deep["val"] == deep["section"]).all()  # the paper protocol chooses on the test section
     assert res.loc[res.method == "colour_ridge", "val"].isna().all()  # a ridge chooses nothing
