@@ -12,6 +12,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 from .core import Key, InputError, check_coordinates, check_matrix, data_dir, logger
 
 # %% auto #0
-__all__ = ['toy_visium', 'toy_cells', 'Source', 'DatasetInfo', 'datasets', 'info', 'spatial_uns', 'read_visium',
+__all__ = ['toy_visium', 'toy_cells', 'Source', 'DatasetInfo', 'datasets', 'info', 'no_pixel_limit', 'spatial_uns', 'read_visium',
            'read_st_section', 'read_table', 'read_h5ad', 'load', 'tissue_mask', 'estimate_image_scale', 'lr_pairs',
            'm2st_reference_results', 'hggep_genes', 'hggep_reference_results', 'fetch']
 
@@ -378,7 +379,8 @@ _register(DatasetInfo(
 _register(DatasetInfo(
     "cosmx_lung12", "NanoString CosMx NSCLC Lung12 mini (2 cropped FOVs, GiottoData)",
     "Cells x 980 targets built from the transcript table (cell_ID per FOV; cell_ID 0 = unassigned transcripts, "
-    "dropped); coordinates = per-cell mean of the global px; CellComposite image per FOV in uns['spatial'].",
+    "dropped); obsm['spatial'] = per-cell mean of the global px with y flipped to point down; obsm['spatial_fov'] = "
+    "(column, row) in the cell's own FOV CellComposite image (uns['spatial']['fov<N>'], named by obs['library_id']).",
     "cosmx_lung12_mini_giottodata",
     (Source("drieslab/GiottoData", "1dc55ee8195104a81549b9e3fad04bd459b226de", "inst/Mini_datasets/CosMx/Raw/",
             ("Lung12_tx_file.csv.gz", "Lung12_fov_positions_file.csv", "CellComposite/CellComposite_F002.jpg",
@@ -387,7 +389,8 @@ _register(DatasetInfo(
     "He S. et al., High-plex imaging of RNA and proteins at subcellular resolution in fixed tissue by spatial "
     "molecular imaging, Nat Biotechnol 2022; GiottoData", "MIT (GiottoData)", None, "counts", None, None, "human",
     "CosMx", ("Lung12, not Lung9_Rep1; no niche/domain ground truth: for loader and image-crop tests only.",
-              "Image crop origin inside each FOV is inferred from the transcript extents (unverified).")))
+              "The composites are crops of each FOV with y mirrored (row = H - y_local); the crop origin is inferred "
+              "from the transcript extents and checked against the segmentation masks (metadata['cells_in_own_mask']).")))
 
 _register(DatasetInfo(
     "dlpfc_151673", "Human DLPFC Visium slice 151673 (spatialLIBD), 5,000-gene subset",
@@ -548,18 +551,27 @@ def info(name: str) -> DatasetInfo:
     return _REGISTRY[name]
 
 # %% ../nbs/01_data.ipynb #6db4ef3f
+@contextmanager
+def no_pixel_limit():
+    "Lift Pillow's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`) inside the block only; restored on exit."
+    from PIL import Image
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the her2st jpgs are ~9k x 9k, above Pillow's 89 Mpx warning limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
 def _read_image(path) -> np.ndarray:
     "An image file as a uint8 H x W x 3 array (alpha dropped, grey expanded)."
     from PIL import Image
-    Image.MAX_IMAGE_PIXELS = None  # the her2st jpgs are ~9k x 9k
-    with Image.open(path) as im:
+    with no_pixel_limit(), Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 def _downscale(path, max_px: int = 2000) -> tuple[np.ndarray, float]:
     "Read `path` reduced so that its longest side is <= max_px; return (uint8 array, scale factor)."
     from PIL import Image
-    Image.MAX_IMAGE_PIXELS = None
-    with Image.open(path) as im:
+    with no_pixel_limit(), Image.open(path) as im:
         w, h = im.size
         scale = min(1.0, max_px / max(w, h))
         if scale < 1.0:
@@ -864,9 +876,44 @@ def _load_osmfish(rec, root, drop_excluded: bool = False):
         adata = adata[adata.obs["Region"] != "Excluded"].copy()
     return _finish(adata, rec, drop_excluded=drop_excluded)
 
+_COSMX_FOV_PX = (5472, 3648)  # width, height of one CosMx field of view (px)
+
+def _cosmx_labels(path) -> np.ndarray:
+    "A CosMx CellLabels mask (.tif or .tif.gz) as an integer array: 0 = background, else the cell_ID."
+    import io
+    from PIL import Image
+    raw = gzip.open(path).read() if str(path).endswith(".gz") else Path(path).read_bytes()
+    with Image.open(io.BytesIO(raw)) as im:
+        return np.asarray(im).astype(np.int64)
+
+def _in_own_mask(cols, rows, cell_ids, labels) -> np.ndarray:
+    "Whether each (col, row) pixel lies inside the mask region of its own cell_ID."
+    c, r = np.floor(cols).astype(int), np.floor(rows).astype(int)
+    ok = (c >= 0) & (r >= 0) & (c < labels.shape[1]) & (r < labels.shape[0])
+    hit = np.zeros(len(c), bool)
+    hit[ok] = labels[r[ok], c[ok]] == np.asarray(cell_ids)[ok]
+    return hit
+
+def _fov_frame(local_xy, cell_ids, height, width, labels=None) -> dict:
+    "Origin (CosMx local px) and y flip of a FOV's composite crop; scored against the segmentation mask when given."
+    fw, fh = float(_COSMX_FOV_PX[0]), float(_COSMX_FOV_PX[1])
+    x, y = local_xy[:, 0], local_xy[:, 1]
+    # CosMx convention: y_local counts up, image rows count down (row = H - y); a crop sits at either edge of the FOV
+    guess = (0.0 if x.max() <= width else fw - width, 0.0 if y.max() <= height else fh - height, True)
+    def place(ox, oy, flip):
+        return x - ox, (height - (y - oy)) if flip else (y - oy)
+    if labels is None:
+        return {"origin": guess[:2], "flip_y": True, "in_own_mask": None}
+    scores = {(ox, oy, flip): _in_own_mask(*place(ox, oy, flip), cell_ids, labels).mean()
+              for ox in (0.0, fw - width) for oy in (0.0, fh - height) for flip in (True, False)}
+    best = max(scores, key=lambda k: (scores[k], k == guess))
+    if best != guess:
+        logger.warning(f"CosMx crop origin/flip {best} fits the segmentation better than the convention {guess}")
+    return {"origin": best[:2], "flip_y": best[2], "in_own_mask": float(scores[best])}
+
 @_loader("cosmx_lung12")
 def _load_cosmx(rec, root, images: bool = True):
-    "CosMx Lung12 mini: cells x targets from the transcript table; CellComposite crops per FOV in uns['spatial']."
+    "CosMx Lung12 mini: cells x targets; obsm['spatial'] global (y down), obsm['spatial_fov'] pixels of the cell's FOV image."
     tx = pd.read_csv(rec.path("Lung12_tx_file.csv.gz", root))
     tx = tx[tx["cell_ID"] != 0]  # cell_ID 0 = transcripts outside any segmented cell
     cell = "fov" + tx["fov"].astype(str) + "_cell" + tx["cell_ID"].astype(str)
@@ -877,21 +924,30 @@ def _load_cosmx(rec, root, images: bool = True):
     grp = tx.groupby(codes)
     obs = pd.DataFrame({"fov": grp["fov"].first().to_numpy(), "cell_ID": grp["cell_ID"].first().to_numpy()},
                        index=cells)
+    obs["library_id"] = pd.Categorical("fov" + obs["fov"].astype(str))
     adata = ad.AnnData(X, obs=obs, var=pd.DataFrame(index=genes.astype(str)))
-    adata.obsm[Key.obsm.spatial] = grp[["x_global_px", "y_global_px"]].mean().to_numpy()
-    adata.obsm["spatial_local"] = grp[["x_local_px", "y_local_px"]].mean().to_numpy()
+    glob = grp[["x_global_px", "y_global_px"]].mean().to_numpy()
+    local = grp[["x_local_px", "y_local_px"]].mean().to_numpy()
+    adata.obsm[Key.obsm.spatial] = glob * [1.0, -1.0]  # y flipped so that it points down, as image rows do
+    adata.obsm["spatial_local"] = local  # CosMx local px of the cell's FOV (y up), as in the transcript table
+    fov_xy = np.full_like(local, np.nan)
     adata.uns[Key.uns.spatial] = {}
     for fov in sorted(obs["fov"].unique()):
-        fname = f"CellComposite/CellComposite_F{fov:03d}.jpg"
+        fname, lname = f"CellComposite/CellComposite_F{fov:03d}.jpg", f"CellLabels/CellLabels_F{fov:03d}.tif.gz"
         img = _read_image(rec.path(fname, root)) if images else None
-        loc = tx.loc[tx["fov"] == fov, ["x_local_px", "y_local_px"]]
-        h, w = (img.shape[:2] if img is not None else (648, 672))
-        # crop origin inside the 5472 x 3648 px FOV, inferred from the transcript extents (unverified)
-        origin = (0.0 if loc["x_local_px"].max() <= w else 5472.0 - w, 0.0 if loc["y_local_px"].max() <= h else 3648.0 - h)
-        adata.uns[Key.uns.spatial].update(spatial_uns(f"fov{fov}", {"hires": img} if img is not None else {},
-                                                      {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": 10.0},
-                                                      rec.path(fname, root) if images else None))
-        adata.uns[Key.uns.spatial][f"fov{fov}"]["metadata"]["crop_origin_local_px"] = list(origin)
+        labels = _cosmx_labels(root / rec.folder / lname) if (root / rec.folder / lname).is_file() else None
+        h, w = img.shape[:2] if img is not None else labels.shape if labels is not None else (648, 672)
+        rows = (obs["fov"] == fov).to_numpy()
+        frame = _fov_frame(local[rows], obs["cell_ID"].to_numpy()[rows], h, w, labels)
+        (ox, oy), flip = frame["origin"], frame["flip_y"]
+        fov_xy[rows] = np.column_stack([local[rows, 0] - ox, (h - (local[rows, 1] - oy)) if flip else local[rows, 1] - oy])
+        lib = spatial_uns(f"fov{fov}", {"hires": img} if img is not None else {},
+                          {"tissue_hires_scalef": 1.0, "spot_diameter_fullres": 10.0}, None)
+        lib[f"fov{fov}"]["metadata"].update(
+            hires_image_path=str(rec.path(fname, root)), crop_origin_local_px=[ox, oy], y_flipped=flip,
+            cells_in_own_mask=np.nan if frame["in_own_mask"] is None else frame["in_own_mask"], coordinates="obsm['spatial_fov']")
+        adata.uns[Key.uns.spatial].update(lib)
+    adata.obsm["spatial_fov"] = fov_xy
     return _finish(adata, rec, images=images)
 
 # %% ../nbs/01_data.ipynb #b0b9d1c4
@@ -940,16 +996,32 @@ def _shift_image(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
     return out
 
+def _her2st_image_file(rec, root, section: str) -> Path | None:
+    "The full-resolution H&E jpg of `section`: this copy's flat name, or upstream's ST-imgs/<patient>/<section>/*.jpg."
+    folder = Path(root) / rec.folder / "ST-imgs"
+    if section in _HER2ST_JPG and (folder / _HER2ST_JPG[section]).is_file():
+        return folder / _HER2ST_JPG[section]
+    found = sorted(folder.glob(f"{section}_*.jpg")) + sorted((folder / section[0] / section).glob("*.jpg"))
+    return found[0] if found else None
+
 @_loader("her2st")
 def _load_her2st(rec, root, section: str = "A1", image: bool = True, max_image_px: int = 2000):
-    "her2st section A1..H3; image=False skips the H&E image."
-    if section not in _HER2ST_SECTIONS:
-        close = difflib.get_close_matches(str(section), _HER2ST_SECTIONS, n=1)
+    "her2st section A1..H3 (any case); image=False, or no image on disk, loads the expression only."
+    wanted = str(section).strip().upper()
+    if wanted not in _HER2ST_SECTIONS:
+        close = difflib.get_close_matches(wanted, _HER2ST_SECTIONS, n=1)
         raise KeyError(f"unknown her2st section {section!r}{f' (did you mean {close[0]!r}?)' if close else ''}: "
                        f"choose one of {', '.join(_HER2ST_SECTIONS)}")
-    img_path = None
-    if image and section in _HER2ST_JPG:
-        img_path = rec.path(f"ST-imgs/{_HER2ST_JPG[section]}", root)
+    section = wanted
+    img_path = _her2st_image_file(rec, root, section) if image else None
+    png = Path(root) / rec.folder / f"app-imgs/{section}_HE_image_dark.png"
+    use_png = image and img_path is None and section in _HER2ST_PNG_TRANSFORM and png.is_file()
+    if image and img_path is None and not use_png:
+        logger.warning(f"her2st {section}: no H&E image under {Path(root) / rec.folder / 'ST-imgs'} (looked for "
+                       f"{section}_*.jpg and {section[0]}/{section}/*.jpg): loading the expression only. This copy has "
+                       "images for B4, C2-C6 (full resolution) and A1, A2 (app PNG); Zenodo 3957257 has all 36")
+    elif not image:
+        logger.info(f"her2st {section}: image=False, loading the expression only")
     adata = read_st_section(rec.path(f"ST-cnts/{section}.tsv.gz", root),
                             rec.path(f"ST-spotfiles/{section}_selection.tsv", root), img_path, section, max_image_px)
     adata.obs[Key.obs.section] = section
@@ -970,13 +1042,12 @@ def _load_her2st(rec, root, section: str = "A1", image: bool = True, max_image_p
         pd.Index(rx.astype(str)) + "x" + pd.Index(ry.astype(str)))
     adata.obs["expr_cluster"] = pd.Categorical([None if pd.isna(c) else str(int(c)) if isinstance(c, (int, float, np.number))
                                                 else str(c) for c in clusters])
-    if image and section in _HER2ST_PNG_TRANSFORM:
+    if use_png:  # the app's PNG is a downscaled copy: a 'hires' image with its (estimated) scale, never 'fullres'
         scale, ox, oy = _HER2ST_PNG_TRANSFORM[section]
-        png = rec.path(f"app-imgs/{section}_HE_image_dark.png", root)
         entry = adata.uns[Key.uns.spatial][section]
         entry["images"]["hires"] = _shift_image(_read_image(png), -ox, -oy)
         entry["scalefactors"]["tissue_hires_scalef"] = scale
-        entry["metadata"].update(source_image_path=str(png), scale_estimated=True,
+        entry["metadata"].update(source_image_path=None, hires_image_path=str(png), scale_estimated=True,
                                  estimated_offset_px=[ox, oy],
                                  note="PNG scale/offset ESTIMATED by stlit (tissue-mask IoU grid search); "
                                       "the image is shifted by -offset so that png = scale * fullres")
