@@ -366,7 +366,14 @@ def image_alignment(adata, # AnnData with spot coordinates and an image in `uns[
     df.attrs.update(image=image.name, image_key=image.key, tissue_share=float(mask.mean()))
     return df
 
-def _check_alignment(adata, image: _Image, xy_image: np.ndarray, min_spots: int = 30, ratio: float = 1.2):
+def _likely_misalignment(scores: dict, ratio: float = 1.2) -> str | None:
+    "The alternative that fits clearly better than 'as given' (Dice >= ratio x and >= 0.5, +10 points on tissue), if any."
+    given = scores["as given"]
+    best = max((k for k in scores if k != "as given"), key=lambda k: scores[k][1])
+    fits = scores[best][1] >= max(ratio * given[1], 0.5) and scores[best][0] >= given[0] + 0.1
+    return best if fits else None
+
+def _check_alignment(adata, image: _Image, xy_image: np.ndarray, min_spots: int = 30):
     "InputError when a mirrored/swapped/rescaled alternative fits the tissue clearly better than the coordinates."
     if len(xy_image) < min_spots:
         return
@@ -375,9 +382,9 @@ def _check_alignment(adata, image: _Image, xy_image: np.ndarray, min_spots: int 
     if not 0.02 <= mask.mean() <= 0.9:  # no usable tissue outline (fluorescence, synthetic, all tissue): cannot tell
         return
     scores = _alignment_scores(mask, xy_image * factor)
-    given = scores.pop("as given")
-    best = max(scores, key=lambda k: scores[k][1])
-    if scores[best][1] >= max(ratio * given[1], 0.5):
+    best = _likely_misalignment(scores)
+    if best is not None:
+        given = scores["as given"]
         raise InputError(
             f"obsm['spatial'] does not match the {image.name} image (scale {image.scale:g}): {given[0]:.0%} of the "
             f"spot centres fall on tissue (Dice {given[1]:.2f} between tissue and spots) but {scores[best][0]:.0%} "
