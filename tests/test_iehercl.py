@@ -176,3 +176,12 @@ def test_her2st_a1_real_image(data_root):
     labelled = adata.obs["truth"].notna().to_numpy()
     ari = stlit.metrics.cluster_scores(adata.obs["truth"][labelled], res.labels[labelled])["ari"]
     assert ari > 0.1, ari
+
+
+def test_isolated_spots_are_kept_with_a_warning(caplog):
+    adata = _toy(image=False)
+    adata.obsm["spatial"] = adata.obsm["spatial"].copy()
+    adata.obsm["spatial"][0] = [-5000.0, -5000.0]  # far from every other spot
+    with caplog.at_level(logging.WARNING, logger="stlit"):
+        res = iehercl.fit(adata, 5, radius=150.0, **FAST)
+    assert "isolated" in caplog.text and res.inputs["n_isolated"] == 1 and len(res.labels) == 144
