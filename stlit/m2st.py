@@ -161,6 +161,8 @@ class M2STAutoencoder(nn.Module):
         return {"loss": torch.stack(list(parts.values())).mean(), **parts}
 
 # %% ../nbs/10_m2st.ipynb #d5910f93
+_ISOLATED = "e.g. a lone spot at the tissue edge, or one whose neighbours were dropped"
+
 def _train(X, A, cfg, seed, device, verbose):
     "Part A on checked inputs: the autoencoder trained by `stlit.train.fit` (model moved back to the CPU)."
     from stlit.train import fit as fit_loop
@@ -184,7 +186,7 @@ def train_autoencoder(features, # (n_obs, d) node features, e.g. PCA
     "Train the multi-scale masked GAT autoencoder; return stlit.train's `FitResult` (model on CPU, history)."
     cfg = (config or M2STConfig()).validate()
     X = check_matrix(features, name="features")
-    A, _ = check_spatial_graph(adjacency, X.shape[0], name="adjacency", method="m2st")
+    A, _ = check_spatial_graph(adjacency, X.shape[0], name="adjacency", method="m2st", reason=_ISOLATED)
     return _train(X, A, cfg, check_seed(seed), device, verbose)
 
 @torch.no_grad()
@@ -326,7 +328,7 @@ def _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key, seed, device, ve
     tic = time.perf_counter()
     X, features = _features(adata, use_rep, layer, cfg, seed)
     A, source = _graph(adata, graph_key, spatial_key)
-    A, n_isolated = check_spatial_graph(A, adata.n_obs, method="m2st")
+    A, n_isolated = check_spatial_graph(A, adata.n_obs, method="m2st", reason=_ISOLATED)
     seconds = {"features_graph": time.perf_counter() - tic}
     result = _train(X, A, cfg, seed, device, verbose)
     embeddings = embed(result.model, X, A)
