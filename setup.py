@@ -1,5 +1,8 @@
 """Packaging for stlit: reads everything from settings.ini (nbdev 2 layout).
 
+`requirements` are compatible ranges (tested lower bounds, no upper caps without a known break); the exact versions
+that the book and CI are checked with live in constraints.txt (`pip install -c constraints.txt -e ".[dev,images]"`).
+
 nbdev_export (re)writes a pyproject.toml whose [project] fields are all `dynamic`: every one of them must be set here.
 """
 from configparser import ConfigParser
@@ -29,10 +32,14 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["stlit", "stlit.*"]),
     python_requires=">=" + cfg["min_python"],
     install_requires=reqs("requirements"),
+    # Ranges the code is tested with (lower bounds: tests/test_packaging.py installs them); the exact, checked set
+    # that `make` and CI install is constraints.txt. torchvision is imported lazily (stlit.pp / stlit.hggep image
+    # encoders), so it lives in the `images` extra, not in the core.
     extras_require={
-        "dev": reqs("dev_requirements") + reqs("images_requirements"),
-        "r": reqs("r_requirements"),
         "images": reqs("images_requirements"),
+        "r": reqs("r_requirements"),
+        "peers": reqs("peers_requirements"),
+        "dev": reqs("dev_requirements"),
     },
     keywords=cfg["keywords"].split(),
     classifiers=[

@@ -1,0 +1,209 @@
+"""Packaging: `pip install stlit` goes into someone else's environment without replacing their torch/numpy/scanpy.
+
+settings.ini declares compatible ranges (`name>=lowest tested version`); constraints.txt pins the exact set that
+`make` and CI install. The packaging test (marked `packaging`, part of `make test`) builds the wheel, creates a fresh
+virtual environment (no system site-packages) that already holds the *lowest* version settings.ini allows of every
+core requirement -- torch 2.13.0 is the CPU build from this machine's local wheel folder, while constraints.txt has
+torch 2.14.1, numpy 2.4.6, scanpy 1.11.5 -- installs the wheel without extras, checks with `pip list` before and
+after that pip changed none of the pre-installed packages, then imports every module and runs fast tests there.
+
+The `images` extra is not installed there: PyPI's torchvision does not import beside the local torch 2.13.0 CPU build
+("operator torchvision::nms does not exist"), so the image encoders (stlit.pp / stlit.hggep, which import torchvision
+lazily) are covered only by the main suite with the constraints set.
+"""
+import configparser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+# Copied next to conftest.py into a scratch folder and run with the fresh venv's python, so `import stlit` finds the
+# installed wheel, never the checkout. None of them needs torchvision, fastcore or R.
+FAST_TESTS = ["test_metrics.py", "test_graph.py", "test_api.py", "test_contract.py"]
+DESELECT = ["test_graph.py::test_smooth_knn_sigma_matches_umap"]  # umap's numba JIT: minutes on a loaded 2-core box
+SMOKE = """
+import json, sys
+import numpy as np, scanpy, torch
+import stlit
+for name in stlit._SUBMODULES:  # every module imports without torchvision / fastcore / rpy2
+    getattr(stlit, name)
+assert "torchvision" not in sys.modules, "a module imported torchvision at import time: it belongs to the images extra"
+adata = stlit.data.toy_visium()
+stlit.pp.preprocess(adata, n_top_genes=150, n_comps=10)
+stlit.graph.spatial_neighbors(adata, k=6)
+leiden = stlit.cluster.leiden(adata.obsp["spatial_connectivities"], seed=0)  # igraph + leidenalg
+labels = stlit.cluster.kmeans(adata.obsm["X_pca"], adata.obs["truth"].nunique(), seed=0)
+scores = stlit.metrics.cluster_scores(adata.obs["truth"], labels)
+print(json.dumps({"stlit": stlit.__file__, "torch": torch.__version__, "numpy": np.__version__,
+                  "scanpy": scanpy.__version__, "ari": scores["ari"], "n_leiden": int(len(set(leiden)))}))
+"""
+
+
+def _settings(key: str) -> list[str]:
+    cfg = configparser.ConfigParser(delimiters=["="])
+    cfg.read(ROOT / "settings.ini")
+    return cfg["DEFAULT"].get(key, "").split()
+
+
+def _lower_bounds() -> dict[str, str]:
+    "{canonical name: lowest version} of the core requirements; every one must be written `name>=version`."
+    bounds = {}
+    for text in _settings("requirements"):
+        req = Requirement(text)
+        lows = [s.version for s in req.specifier if s.operator == ">="]
+        assert len(lows) == 1 and not any(s.operator in ("==", "===", "~=") for s in req.specifier), (
+            f"settings.ini requirement {text!r}: write a range with one tested lower bound (name>=version), "
+            "exact pins belong in constraints.txt")
+        bounds[canonicalize_name(req.name)] = lows[0]
+    return bounds
+
+
+def _pins(lines) -> dict[str, str]:
+    "{canonical name: version} of `name==version` lines (pip freeze / constraints.txt); other lines are ignored."
+    pins = {}
+    for line in lines:
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line.strip())
+        if m:
+            pins[canonicalize_name(m[1])] = m[2]
+    return pins
+
+
+def _constraints() -> dict[str, str]:
+    return _pins((ROOT / "constraints.txt").read_text().splitlines())
+
+
+def test_requirements_are_tested_ranges_and_constraints_satisfy_them():
+    bounds, pins = _lower_bounds(), _constraints()
+    assert "torchvision" not in bounds, "torchvision is imported lazily: it belongs to the images extra"
+    for text in _settings("requirements") + _settings("images_requirements") + _settings("r_requirements"):
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is required but constraints.txt does not pin it"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {req.name}=={pins[name]}, outside settings.ini's range {text!r}")
+    for name in ("torch", "numpy", "scanpy"):  # the packaging test must install something other than the pinned set
+        assert bounds[name] != pins[name], f"{name}: lower bound equals the pin {pins[name]}, the fresh-env test proves nothing"
+    assert not any(line.startswith(("-e", "stlit")) for line in (ROOT / "constraints.txt").read_text().splitlines())
+
+
+def _torch_wheel(version: str) -> Path | None:
+    "The local CPU wheel of torch `version` (a CUDA build from PyPI would be several GB): $STLIT_TORCH_WHEEL or find-links."
+    if os.environ.get("STLIT_TORCH_WHEEL"):
+        return Path(os.environ["STLIT_TORCH_WHEEL"])
+    folders = [Path(p) for p in os.environ.get("PIP_FIND_LINKS", "").split() if p] + [Path("/opt/wheels")]
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for folder in folders:
+        hits = sorted(folder.glob(f"torch-{version}+cpu-{tag}-*.whl")) if folder.is_dir() else []
+        if hits:
+            return hits[0]
+    return None
+
+
+def _run(cmd, timings: dict, label: str, **kw) -> subprocess.CompletedProcess:
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    timings[label] = round(time.perf_counter() - t0, 1)
+    assert proc.returncode == 0, f"{label} failed ({' '.join(map(str, cmd))}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def _installed(py, timings: dict, label: str, env: dict) -> dict[str, str]:
+    "{canonical name: version} of everything in the venv (`pip freeze` prints 'torch @ file://...' for a local wheel)."
+    listed = json.loads(_run([py, "-m", "pip", "list", "--format=json"], timings, label, env=env).stdout)
+    return {canonicalize_name(d["name"]): d["version"] for d in listed}
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", **extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory):
+    "Wheel built from the checkout, installed without extras into a venv pre-filled with the lowest supported versions."
+    bounds = _lower_bounds()
+    torch_wheel = _torch_wheel(bounds["torch"])
+    if torch_wheel is None:
+        pytest.skip(f"no local CPU wheel of torch {bounds['torch']} (this machine keeps it in /opt/wheels); "
+                    "set STLIT_TORCH_WHEEL to one to run the packaging test")
+    tmp = tmp_path_factory.mktemp("packaging")
+    timings, env = {}, _env()
+    t_start = time.perf_counter()
+    # 1. the wheel, built from a copy of the sources so the checkout gets no build/ folder
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("setup.py", "settings.ini", "README.md", "pyproject.toml"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "stlit", src / "stlit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", src],
+         timings, "build wheel", env=env)
+    (wheel,) = (tmp / "dist").glob("stlit-*.whl")
+    # 2. someone else's environment: a fresh venv holding the lowest versions settings.ini allows
+    venv = tmp / "venv"
+    _run([sys.executable, "-m", "venv", venv], timings, "create venv", env=env)
+    py = venv / "bin" / "python"
+    others = [f"{name}=={version}" for name, version in bounds.items() if name != "torch"]
+    pytest_pin = _constraints().get("pytest")  # the test runner goes in now too: one resolver run instead of two
+    others.append(f"pytest=={pytest_pin}" if pytest_pin else "pytest")
+    _run([py, "-m", "pip", "install", "-q", torch_wheel, *others], timings, "pre-install lowest versions", env=env)
+    before = _installed(py, timings, "list before", env)
+    # 3. the wheel, no extras (see the module docstring for why not `images`)
+    _run([py, "-m", "pip", "install", "-q", wheel], timings, "install wheel", env=env)
+    after = _installed(py, timings, "list after", env)
+    timings["setup total"] = round(time.perf_counter() - t_start, 1)
+    return dict(tmp=tmp, py=py, bounds=bounds, before=before, after=after, timings=timings, wheel=wheel.name)
+
+
+@pytest.mark.packaging
+def test_wheel_leaves_the_preinstalled_stack_alone(fresh_env):
+    before, after, bounds = fresh_env["before"], fresh_env["after"], fresh_env["bounds"]
+    for name, version in bounds.items():  # the lowest versions really went in
+        assert name in before and before[name].split("+")[0] == version, f"{name}: wanted {version}, got {before.get(name)}"
+    changed = {n: (v, after.get(n)) for n, v in before.items() if after.get(n) != v}
+    assert not changed, f"installing the wheel changed pre-installed packages (before, after): {changed}"
+    added = sorted(set(after) - set(before))
+    assert added == ["stlit"], f"the wheel pulled in more than itself: {added}"
+    assert not any(n.startswith("nvidia-") or n == "torchvision" for n in after), "a CUDA/torchvision download crept in"
+    sys.stderr.write(f"\n[packaging] pre-installed {json.dumps({n: before[n] for n in bounds})}\n"
+                     f"[packaging] after `pip install {fresh_env['wheel']}`: unchanged ({len(before)} packages), "
+                     f"added {added}\n[packaging] timings (s): {json.dumps(fresh_env['timings'])}\n")
+
+
+@pytest.mark.packaging
+def test_fast_tests_pass_against_the_installed_wheel(fresh_env):
+    from stlit.core import data_dir
+
+    tmp, py, timings = fresh_env["tmp"], fresh_env["py"], fresh_env["timings"]
+    work = tmp / "tests"
+    work.mkdir()
+    for name in ["conftest.py", *FAST_TESTS]:
+        shutil.copy2(ROOT / "tests" / name, work / name)
+    shutil.copy2(ROOT / "pytest.ini", work / "pytest.ini")
+    root = data_dir()
+    env = _env(**({"STLIT_DATA": str(root)} if (root / "MANIFEST.md").exists() else {}))
+    smoke = json.loads(_run([py, "-c", SMOKE], timings, "smoke", cwd=work, env=env).stdout.strip().splitlines()[-1])
+    assert Path(smoke["stlit"]).is_relative_to(tmp / "venv"), f"imported {smoke['stlit']}, not the installed wheel"
+    assert smoke["torch"].split("+")[0] == fresh_env["bounds"]["torch"] and smoke["numpy"] == fresh_env["bounds"]["numpy"]
+    assert smoke["n_leiden"] >= 2 and smoke["ari"] > 0.3, smoke  # the toy's layers found from expression, not noise
+    deselect = [arg for d in DESELECT for arg in ("--deselect", d)]
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *FAST_TESTS, *deselect],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=1500)
+    timings["fast tests"] = round(time.perf_counter() - t0, 1)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0, f"fast tests failed in the fresh venv:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    passed = int(re.search(r"(\d+) passed", summary)[1])
+    assert passed >= 10, summary
+    sys.stderr.write(f"\n[packaging] smoke: {json.dumps(smoke)}\n[packaging] fast tests in the fresh venv: {summary}\n"
+                     f"[packaging] timings (s): {json.dumps(timings)}\n")
