@@ -208,7 +208,7 @@ def test_her2st_images(loaded):
     assert a1.obs["truth"].value_counts()["invasive cancer"] > 200
 
 
-@pytest.mark.parametrize("section,on_tissue", [("A1", 0.95), ("A2", 0.9)])  # A2's fit is looser (see 01_data)
+@pytest.mark.parametrize("section,on_tissue", [("A1", 0.95), ("A2", 0.9)])  # A2's fit is looser (see 01b_data_loaders)
 def test_her2st_png_scale_estimate_is_reproducible(section, on_tissue, data_root):
     rec = data.info("her2st")
     img = data._read_image(rec.path(f"app-imgs/{section}_HE_image_dark.png", data_root))

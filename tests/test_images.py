@@ -69,8 +69,9 @@ def test_backbone_without_weights_fails_before_any_crop(monkeypatch, tmp_path, h
 
     def no_crop(*args, **kwargs):
         raise AssertionError("a crop was cut before the weights were checked")
-    monkeypatch.setattr(pp, "_crops_at", no_crop)
-    monkeypatch.setattr(pp, "_open_crops", no_crop)
+    from stlit import _pp_features  # image_features (re-exported by stlit.pp) looks the crop functions up there
+    monkeypatch.setattr(_pp_features, "_crops_at", no_crop)
+    monkeypatch.setattr(_pp_features, "_open_crops", no_crop)
     with pytest.raises(FileNotFoundError) as err:
         pp.image_features(her2("B4"), size=112, backbone="resnet50")
     msg = str(err.value)

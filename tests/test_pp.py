@@ -95,7 +95,7 @@ def test_b4_efficientnet_lite0_features(data_root, b4_image):
     "ImageNet EfficientNet-Lite0 features of real crops: finite, varied, and tissue differs from empty glass."
     a = _b4(data_root, n=12)
     # at the network's training size (224 px); at the 112 px default this raw-Euclidean check does not hold on these
-    # 12 spots (glass 33.4 from tissue vs 38.5 between tissue crops), see "Input size" in 02_pp
+    # 12 spots (glass 33.4 from tissue vs 38.5 between tissue crops), see "Input size" in 02b_pp_features
     pp.image_features(a, size=112, backbone="efficientnet_lite0", weights="imagenet", input_size=224)
     feats = a.obsm["X_image"]
     assert feats.shape == (12, 1280) and feats.dtype == np.float32
