@@ -154,12 +154,13 @@ def fresh_env(tmp_path_factory):
     _run([sys.executable, "-m", "venv", venv], timings, "create venv", env=env)
     py = venv / "bin" / "python"
     others = [f"{name}=={version}" for name, version in bounds.items() if name != "torch"]
+    # --no-compile: byte-compiling torch's thousands of files costs minutes on a loaded machine and checks nothing here.
     pytest_pin = _constraints().get("pytest")  # the test runner goes in now too: one resolver run instead of two
     others.append(f"pytest=={pytest_pin}" if pytest_pin else "pytest")
-    _run([py, "-m", "pip", "install", "-q", torch_wheel, *others], timings, "pre-install lowest versions", env=env)
+    _run([py, "-m", "pip", "install", "-q", "--no-compile", torch_wheel, *others], timings, "pre-install lowest versions", env=env)
     before = _installed(py, timings, "list before", env)
     # 3. the wheel, no extras (see the module docstring for why not `images`)
-    _run([py, "-m", "pip", "install", "-q", wheel], timings, "install wheel", env=env)
+    _run([py, "-m", "pip", "install", "-q", "--no-compile", wheel], timings, "install wheel", env=env)
     after = _installed(py, timings, "list after", env)
     timings["setup total"] = round(time.perf_counter() - t_start, 1)
     return dict(tmp=tmp, py=py, bounds=bounds, before=before, after=after, timings=timings, wheel=wheel.name)
