@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ._pp_crops import _crops_at, _iter_fov_crops, _open_crops
-from .core import Key, InputError, get_device, seed_everything, logger, progress
+from .core import Key, InputError, get_device, seeded, logger, progress
 
 # %% auto #0
 __all__ = ['BACKBONES', 'DEFAULT_BACKBONE', 'DEFAULT_INPUT_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LITE_MEAN', 'LITE_STD',
@@ -126,32 +126,32 @@ def build_backbone(
     "A torch module mapping (n, 3, H, W) normalised images to (n, C, h, w) feature maps, in eval mode."
     import torch
     state = _load_state_dict(backbone, weights)
-    seed_everything(seed)
-    if backbone == "efficientnet_lite0":
-        if layer not in (None, "extract_features"):
-            raise InputError("efficientnet_lite0 supports only layer=None (the final 1280-channel map)")
-        from efficientnet_lite_pytorch import EfficientNet
-        net = EfficientNet.from_name("efficientnet-lite0")
+    with seeded(seed):  # random initialisation (weights=None); the caller's generators are restored
+        if backbone == "efficientnet_lite0":
+            if layer not in (None, "extract_features"):
+                raise InputError("efficientnet_lite0 supports only layer=None (the final 1280-channel map)")
+            from efficientnet_lite_pytorch import EfficientNet
+            net = EfficientNet.from_name("efficientnet-lite0")
+            if state is not None:
+                net.load_state_dict(state)
+
+            class _Lite(torch.nn.Module):
+                def __init__(self, net):
+                    super().__init__()
+                    self.net = net
+                def forward(self, x):
+                    return self.net.extract_features(x)
+            return _Lite(net).eval()
+        import torchvision
+        from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+        net = torchvision.models.get_model(backbone, weights=None)
         if state is not None:
             net.load_state_dict(state)
-
-        class _Lite(torch.nn.Module):
-            def __init__(self, net):
-                super().__init__()
-                self.net = net
-            def forward(self, x):
-                return self.net.extract_features(x)
-        return _Lite(net).eval()
-    import torchvision
-    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
-    net = torchvision.models.get_model(backbone, weights=None)
-    if state is not None:
-        net.load_state_dict(state)
-    node = BACKBONES[backbone][0] if layer is None else layer
-    nodes = get_graph_node_names(net)[1]
-    if node not in nodes and not any(n.startswith(node + ".") for n in nodes):  # a node or a whole module
-        raise InputError(f"layer={layer!r} is not a node of {backbone}: e.g. {[n for n in nodes if '.' not in n]}")
-    return create_feature_extractor(net, return_nodes={node: "features"}).eval()
+        node = BACKBONES[backbone][0] if layer is None else layer
+        nodes = get_graph_node_names(net)[1]
+        if node not in nodes and not any(n.startswith(node + ".") for n in nodes):  # a node or a whole module
+            raise InputError(f"layer={layer!r} is not a node of {backbone}: e.g. {[n for n in nodes if '.' not in n]}")
+        return create_feature_extractor(net, return_nodes={node: "features"}).eval()
 
 # %% ../nbs/02b_pp_features.ipynb #589c5349
 def _check_crops(crops) -> None:
