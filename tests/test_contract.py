@@ -27,6 +27,8 @@ UNSUPERVISED = {
              "M2STConfig"),
     "magnet": (_toy_cells, (), dict(epochs=2, lr_permutations=10, grn_method="covariance", eval_every=1,
                                     node2vec_walks_per_node=1), "epochs", "MagnetConfig"),
+    "iehercl": (_toy_domains, (3,), dict(n_epochs=3, pretrain_epochs=2, hidden_dim=16, latent_dim=8, n_top_genes=60,
+                                         image_input_size=32, weights=None), "n_epochs", "IEHERCLConfig"),
 }
 
 
