@@ -2,6 +2,7 @@
 run each: signature, unknown and doubly-given settings, outputs only under `key_added` (as declared in the module's
 `OUTPUTS`), the `uns` record, the caller's random generators untouched, the input AnnData otherwise unchanged."""
 import importlib
+import importlib.util
 import random
 
 import numpy as np
@@ -11,6 +12,9 @@ import torch
 import stlit
 from stlit.core import InputError
 from stlit.method import changed_keys, check_signature, outputs_of
+
+
+_HAS_IMAGES = importlib.util.find_spec("efficientnet_lite_pytorch") is not None
 
 
 def _toy_domains():
@@ -27,8 +31,11 @@ UNSUPERVISED = {
              "M2STConfig"),
     "magnet": (_toy_cells, (), dict(epochs=2, lr_permutations=10, grn_method="covariance", eval_every=1,
                                     node2vec_walks_per_node=1), "epochs", "MagnetConfig"),
+    # the image branch needs the `images` extra; without it (the packaging test's fresh venv) the contract is checked
+    # on the gene branch
     "iehercl": (_toy_domains, (3,), dict(n_epochs=3, pretrain_epochs=2, hidden_dim=16, latent_dim=8, n_top_genes=60,
-                                         image_input_size=32, weights=None), "n_epochs", "IEHERCLConfig"),
+                                         image_input_size=32, weights=None,
+                                         **({} if _HAS_IMAGES else {"modality": "gene"})), "n_epochs", "IEHERCLConfig"),
 }
 
 
