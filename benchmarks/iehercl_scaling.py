@@ -19,21 +19,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _memory import reset_peak as _reset_peak, status as _status  # noqa: E402
 
 
-def _status(field: str) -> float:
-    "VmRSS / VmHWM of this process in GiB (Linux /proc)."
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
 
-
-def _reset_peak():
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def run_size(n_spots: int, epochs: int, threads: int) -> dict:
