@@ -12,7 +12,7 @@ if __name__ == "__main__":
     (HERE / "results").mkdir(exist_ok=True)
     failed = []
     for script in sorted(HERE.glob("*.py")):
-        if script.name == Path(__file__).name:
+        if script.name == Path(__file__).name or script.name.startswith("_"):  # helpers, not benchmarks
             continue
         print(f"== {script.name}", flush=True)
         if subprocess.call([sys.executable, str(script)], cwd=HERE.parent) != 0:
