@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
+import ot
 import pandas as pd
 import scipy.sparse as sp
 import torch
@@ -354,18 +355,6 @@ def soft_assign(z, centers, alpha: float = 1.0) -> torch.Tensor:
     q = (1.0 + torch.cdist(z, centers).pow(2) / alpha).pow(-(alpha + 1) / 2)
     return q / q.sum(1, keepdim=True)
 
-def _sinkhorn_numpy(a, b, M, reg, n_iter=1000, tol=1e-9):
-    K = np.exp(-(M - M.min()) / reg)
-    u = np.ones_like(a)
-    for _ in range(n_iter):
-        v = b / (K.T @ u)
-        u_new = a / (K @ v)
-        if np.max(np.abs(u_new - u)) < tol * np.max(np.abs(u)):
-            u = u_new
-            break
-        u = u_new
-    return u[:, None] * K * v[None, :]
-
 def sinkhorn_targets(q, # (n, K) soft assignment
                      reg: float = 0.5, # entropic regularisation ε
                      ) -> np.ndarray:
@@ -374,11 +363,7 @@ def sinkhorn_targets(q, # (n, K) soft assignment
     n = q.shape[0]
     a, b = np.full(n, 1.0 / n), q.mean(0)
     M = -np.log(np.clip(q, 1e-12, None))
-    try:
-        import ot
-        plan = ot.sinkhorn(a, b / b.sum(), M - M.min(), reg, numItermax=1000)
-    except ImportError:
-        plan = _sinkhorn_numpy(a, b / b.sum(), M, reg)
+    plan = ot.sinkhorn(a, b / b.sum(), M - M.min(), reg, numItermax=1000)  # POT (a core dependency)
     plan = np.clip(plan, 1e-12, None)
     return plan / plan.sum(1, keepdims=True)
 
