@@ -1,5 +1,6 @@
 """Tests for stlit.plot: every function on synthetic data (Agg backend), bad input, and real-data smoke tests."""
 import json
+import re
 import time
 
 import matplotlib
@@ -308,3 +309,19 @@ def test_dlpfc_151673_domains_on_lowres_image(data_root):
     assert lowres.min() > 0 and lowres[:, 0].max() < img_w and lowres[:, 1].max() < img_h, "spots lie on the image"
     ax = pl.interaction_edges(adata, kneighbors_graph(adata.obsm["spatial"], 6), color_by="layer_guess_reordered")
     assert len([c for c in ax.collections if isinstance(c, LineCollection)][0].get_segments()) > 3 * adata.n_obs
+
+
+def test_table_for_reading():
+    df = pd.DataFrame({"dataset": ["a", "b"], "stlit (measured, this run) nmi": [0.123456, np.nan],
+                       "paper (reported) nmi": [0.2, 0.3], "seconds": [1.23456, 200.0], "spots": [1000, 20000],
+                       "selected": [{"lambda3": 1e-3, "dim_specific": 40}, {"lambda3": 1.0, "dim_specific": 40}]})
+    styled = pl.table(df, paper={"stlit (measured, this run) nmi": "paper (reported) nmi"}, index="dataset")
+    assert list(styled.data.columns) == ["NMI", "NMI (paper)", "s", "spots", "selected λ3", "selected dim"]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", styled.to_html())
+    assert cells == ["0.123", "0.200", "1.235", "1,000", "0.001", "40", "—", "0.300", "200.000", "20,000", "1.000", "40"]
+    assert "'(paper)' columns: the paper's reported numbers" in styled.to_html()
+    assert df["selected"].map(type).eq(dict).all() and "paper (reported) nmi" in df  # the input is left alone
+    plain = pl.table(df[["dataset", "seconds"]])
+    assert "(paper)" not in plain.to_html() and "Measured on this run" in plain.to_html()
+    with pytest.raises(KeyError, match="not in the table"):
+        pl.table(df, paper={"ari": "paper ari"})
