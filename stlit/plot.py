@@ -593,7 +593,7 @@ def table(df: pd.DataFrame,
     if caption is None:
         caption = ("Measured on this run" + ("; '(paper)' columns: the paper's reported numbers" if paper else "") + ".")
     styler = result.style.format({c: formatter(result[c]) for c in result.columns}).set_caption(caption)
-    if isinstance(result.index, pd.RangeIndex):
+    if result.index.name is None and pd.api.types.is_integer_dtype(result.index):  # row numbers say nothing
         styler = styler.hide(axis="index")
     return styler
 

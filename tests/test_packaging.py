@@ -10,6 +10,13 @@ after that pip changed none of the pre-installed packages, then imports every mo
 The `images` extra is not installed there: PyPI's torchvision does not import beside the local torch 2.13.0 CPU build
 ("operator torchvision::nms does not exist"), so the image encoders (stlit.pp / stlit.hggep, which import torchvision
 lazily) are covered only by the main suite with the constraints set.
+
+The Colab path (issue 14 part 3) reuses that venv as "a Colab runtime": the wheel is uninstalled, then the book's
+hidden install cell (tools/colab_cell.py) runs as a script with `google.colab` faked (a module put in sys.modules,
+the cell's only test), pointed at the wheel through `STLIT_INSTALL_SPEC`; pip must leave every pre-installed package
+alone. With the `images` extra the cell's pins make pip refuse (torchvision >= 0.29.1 needs another torch) instead
+of replacing torch. Then experiments/data_tour.ipynb runs there (quick profile) with an empty STLIT_DATA, its data
+fetched through the loopback mirror of tests/_mirror.py.
 """
 import configparser
 import json
@@ -163,7 +170,8 @@ def fresh_env(tmp_path_factory):
     _run([py, "-m", "pip", "install", "-q", "--no-compile", wheel], timings, "install wheel", env=env)
     after = _installed(py, timings, "list after", env)
     timings["setup total"] = round(time.perf_counter() - t_start, 1)
-    return dict(tmp=tmp, py=py, bounds=bounds, before=before, after=after, timings=timings, wheel=wheel.name)
+    return dict(tmp=tmp, py=py, bounds=bounds, before=before, after=after, timings=timings, wheel=wheel.name,
+                wheel_path=wheel)
 
 
 @pytest.mark.packaging
@@ -208,3 +216,64 @@ def test_fast_tests_pass_against_the_installed_wheel(fresh_env):
     assert passed >= 10, summary
     sys.stderr.write(f"\n[packaging] smoke: {json.dumps(smoke)}\n[packaging] fast tests in the fresh venv: {summary}\n"
                      f"[packaging] timings (s): {json.dumps(timings)}\n")
+
+
+FAKE_COLAB = "import sys, types\nsys.modules.setdefault('google.colab', types.ModuleType('google.colab'))  # fake Colab\n"
+
+
+def _colab_cell() -> str:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from colab_cell import CELL
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    return CELL
+
+
+def _cell_script(colab: bool = True) -> str:
+    "The install cell as a script (faked Colab or not), printing STLIT_DATA and where stlit imports from."
+    return ((FAKE_COLAB if colab else "") + _colab_cell() +
+            "\nimport os, importlib.util\nspec = importlib.util.find_spec('stlit')\n"
+            "print('STLIT_DATA=' + os.environ.get('STLIT_DATA', ''))\n"
+            "print('stlit=' + (spec.origin if spec else ''))\n")
+
+
+@pytest.mark.packaging
+def test_colab_install_cell_keeps_the_runtime_stack(fresh_env):
+    tmp, py, timings, wheel = fresh_env["tmp"], fresh_env["py"], fresh_env["timings"], fresh_env["wheel_path"]
+    work = tmp / "colab"
+    work.mkdir(exist_ok=True)
+    env = _env()
+    env.pop("STLIT_DATA", None)
+    _run([py, "-m", "pip", "uninstall", "-y", "-q", "stlit"], timings, "colab: uninstall wheel", env=env)
+    runtime = _installed(py, timings, "colab: list runtime", env)
+    assert "stlit" not in runtime
+    # outside Colab the cell does nothing (no pip, no STLIT_DATA), whatever STLIT_INSTALL_SPEC says
+    out = _run([py, "-c", _cell_script(colab=False)], timings, "colab: cell outside Colab", cwd=work,
+               env={**env, "STLIT_INSTALL_SPEC": str(tmp / "missing.whl")}).stdout
+    assert "STLIT_DATA=\n" in out and "stlit=\n" in out, out
+    # the images extra: torchvision >= 0.29.1 needs torch 2.14, the runtime has 2.13.0: the pins make pip refuse
+    t0 = time.perf_counter()
+    refused = subprocess.run([str(py), "-c", _cell_script()], cwd=work, capture_output=True, text=True,
+                             env={**env, "STLIT_INSTALL_SPEC": f"stlit[images] @ {wheel.as_uri()}"})
+    timings["colab: cell with [images] (refused)"] = round(time.perf_counter() - t0, 1)
+    assert refused.returncode != 0 and "RuntimeError: pip could not install" in refused.stderr, refused.stderr[-3000:]
+    assert f"torch=={runtime['torch']}" in refused.stderr and "numpy==" in refused.stderr
+    assert _installed(py, timings, "colab: list after refusal", env) == runtime, "a refused install changed the runtime"
+    # the wheel itself (no extras): installed, nothing pre-installed touched, STLIT_DATA set to the Colab cache
+    out = _run([py, "-c", _cell_script()], timings, "colab: install cell", cwd=work,
+               env={**env, "STLIT_INSTALL_SPEC": str(wheel)}).stdout
+    assert "STLIT_DATA=/content/stlit_data\n" in out, out
+    assert Path(out.split("stlit=")[1].strip()).is_relative_to(tmp / "venv"), out
+    after = _installed(py, timings, "colab: list after", env)
+    changed = {n: (v, after.get(n)) for n, v in runtime.items() if after.get(n) != v}
+    assert not changed, f"the Colab cell changed the runtime's packages (before, after): {changed}"
+    assert sorted(set(after) - set(runtime)) == ["stlit"]
+    # run again (a reader re-running the cell): stlit is importable, so no pip; a STLIT_DATA already set is kept
+    out = _run([py, "-c", _cell_script()], timings, "colab: cell rerun", cwd=work,
+               env={**env, "STLIT_DATA": str(work / "mine"), "STLIT_INSTALL_SPEC": str(tmp / "missing.whl")}).stdout
+    assert f"STLIT_DATA={work / 'mine'}\n" in out, out
+    keep = {n: runtime[n] for n in ("torch", "numpy", "scipy", "pandas") if n in runtime}
+    sys.stderr.write(f"\n[colab] runtime kept by the install cell: {json.dumps(keep)}; added ['stlit']; "
+                     f"[images] refused: {refused.stderr.strip().splitlines()[-1][:200]}\n"
+                     f"[colab] timings (s): {json.dumps({k: v for k, v in timings.items() if k.startswith('colab')})}\n")
