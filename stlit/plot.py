@@ -125,6 +125,16 @@ def _frame(adata, spatial_key, image, library_id, img_key):
     img, scalef, diameter = tissue
     return coords * scalef, img, diameter, scalef
 
+def _root_figure(artist):
+    "The top-level Figure of `artist`, also inside subfigures (matplotlib < 3.10 lacks `get_figure(root=True)`)."
+    try:
+        return artist.get_figure(root=True)
+    except TypeError:
+        fig = artist.get_figure()
+        while getattr(fig, "figure", fig) is not fig:  # a SubFigure's .figure is its root Figure
+            fig = fig.figure
+        return fig
+
 def _spot_area(ax, xy: np.ndarray, diameter: float | None) -> float:
     "Marker area (points²) for spots of `diameter` drawn units; default: 0.9 × median nearest-neighbour distance."
     if diameter is None:
@@ -132,7 +142,7 @@ def _spot_area(ax, xy: np.ndarray, diameter: float | None) -> float:
             return 20.0
         dist, _ = cKDTree(xy).query(xy, k=2)
         diameter = 0.9 * float(np.median(dist[:, 1])) or 1.0
-    box, dpi = ax.get_window_extent(), ax.get_figure(root=True).dpi  # pixels (works inside subfigures too)
+    box, dpi = ax.get_window_extent(), _root_figure(ax).dpi  # pixels (works inside subfigures too)
     width_pt, height_pt = box.width / dpi * 72, box.height / dpi * 72
     span_x, span_y = np.ptp(xy[:, 0]) + diameter, np.ptp(xy[:, 1]) + diameter
     points_per_unit = min(width_pt / max(span_x, 1e-12), height_pt / max(span_y, 1e-12))  # equal aspect
@@ -140,7 +150,7 @@ def _spot_area(ax, xy: np.ndarray, diameter: float | None) -> float:
 
 def _fit_spot_sizes(axs, spots, xy, diameter):
     "Recompute marker sizes once legends/colour bars are placed (runs the figure's layout engine first)."
-    root = axs[0].get_figure(root=True)
+    root = _root_figure(axs[0])
     if root.get_layout_engine() is not None:
         root.get_layout_engine().execute(root)
     for axis, points in zip(axs, spots):

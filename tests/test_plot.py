@@ -325,3 +325,14 @@ def test_table_for_reading():
     assert "(paper)" not in plain.to_html() and "Measured on this run" in plain.to_html()
     with pytest.raises(KeyError, match="not in the table"):
         pl.table(df, paper={"ari": "paper ari"})
+
+
+def test_root_figure_without_get_figure_root():
+    fig = plt.figure()
+    ax = fig.subfigures(1, 2)[0].subplots()
+    assert pl._root_figure(ax) is fig
+
+    class OldAxes:  # matplotlib < 3.10: get_figure() takes no `root`, and returns the subfigure
+        def get_figure(self):
+            return ax.get_figure(root=False)
+    assert pl._root_figure(OldAxes()) is fig
