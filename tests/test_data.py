@@ -316,3 +316,34 @@ def test_read_table_bad_inputs(tmp_path):
         data.read_table(tmp_path / "e.csv", tmp_path / "nan.csv")
     with pytest.raises(InputError, match="3 cells but coordinates have 2 rows"):
         data.read_table(tmp_path / "e.csv", tmp_path / "short.csv")
+
+
+def test_info_lists_each_source_file_with_its_sha256():
+    "info(name).checksums(): every file's original URL and SHA-256 (or, not hashed offline, its converted content's)."
+    for name in data.datasets("all"):
+        rec = data.info(name)
+        sums = rec.checksums()
+        assert list(sums.index) == rec.files
+        assert sums["url"].str.startswith(("https://raw.githubusercontent.com/", "https://files.pythonhosted.org/")).all()
+        assert (sums["sha256"].notna() | sums["converted_sha256"].notna()).all(), name
+        assert sums.loc[sums["converted"].isna(), "sha256"].notna().all(), name  # served as is: the original's hash
+        assert sums["sha256"].dropna().str.fullmatch("[0-9a-f]{64}").all()
+        d = rec.as_dict()  # parallel lists ('' = none), as h5 keys cannot hold '/'
+        assert len(d["sha256"]) == len(d["converted_sha256"]) == len(d["urls"]) == len(d["files"])
+
+
+def test_registry_hashes_of_the_r_originals_match_their_readme(data_root):
+    "The R objects' SHA-256 in the registry are those of shared/originals/README.md (and of the files there)."
+    import hashlib
+    import re
+    readme = data_root.parent / "originals" / "README.md"
+    if not readme.is_file():
+        pytest.skip("shared/originals is absent")
+    rows = re.findall(r"^\| `([^`]+)` \| (\S+) @ ([0-9a-f]{40}) \| [\d,]+ \| ([0-9a-f]{64}) \|", readme.read_text(), re.M)
+    assert len(rows) == 8
+    registry = {(s.repo, s.commit, s.remote_name(loc)): s.sha256[loc] for n in data.datasets("all")
+                for s in data.info(n).sources for loc in s.sha256}
+    for file, repo, commit, sha in rows:
+        path = file.split("/", 1)[1]
+        assert registry[(repo, commit, path)] == sha, file
+        assert hashlib.sha256((readme.parent / file).read_bytes()).hexdigest() == sha
