@@ -62,7 +62,7 @@ def test_cell_in_colab_pins_the_runtime_and_sets_the_cache(monkeypatch, pip_reco
     assert os.environ["STLIT_DATA"] == colab_cell.COLAB_DATA == "/content/stlit_data"
     (call,) = calls
     assert call["cmd"][:4] == [sys.executable, "-m", "pip", "install"] and call["cmd"][-1] == colab_cell.DEFAULT_SPEC
-    assert "[images]" in colab_cell.DEFAULT_SPEC and "git+https://github.com/stlit/stlit" in colab_cell.DEFAULT_SPEC
+    assert "[images,fetch]" in colab_cell.DEFAULT_SPEC and "git+https://github.com/stlit/stlit" in colab_cell.DEFAULT_SPEC
     expected = [f"{n}=={importlib.metadata.version(n)}" for n in colab_cell.KEEP if importlib.util.find_spec(n)]
     assert call["pins"] == expected and any(p.startswith("torch==") for p in expected)
     # a STLIT_DATA already set is kept; STLIT_INSTALL_SPEC replaces the requirement; a pip failure is an error

@@ -6,24 +6,25 @@ first cell differs; `tools/build_book.py` runs that check, so a book build fails
 What the cell does when `google.colab` is imported (a Colab runtime), and nothing anywhere else:
 
 - sets `STLIT_DATA` to `/content/stlit_data` unless it is already set, so `stlit.data.fetch` has a cache folder;
-- if `stlit` is not importable yet, `pip install`s it with its `images` extra, under constraints that pin the runtime's
+- if `stlit` is not importable yet, `pip install`s it with its `images` and `fetch` extras (image encoders; `rdata`
+  to convert the R objects that `stlit.data.fetch` downloads), under constraints that pin the runtime's
   own torch, torchvision, torchaudio, numpy, scipy and pandas to the versions installed (read with
   `importlib.metadata`, so local labels such as `+cu126` are kept): pip then either leaves them alone or refuses with
   a resolution error; it never downloads a second torch or swaps numpy under a running kernel.
 
 Overrides (environment variables): `STLIT_INSTALL_SPEC` replaces the pip requirement
-(default `stlit[images] @ git+https://github.com/stlit/stlit`; e.g. a local wheel path, used by tests/test_packaging.py);
+(default `stlit[images,fetch] @ git+https://github.com/stlit/stlit`; e.g. a local wheel path, used by tests/test_packaging.py);
 `STLIT_DATA` set before the cell is kept.
 """
 
 TAGS = ["remove-cell"]  # hidden in the Jupyter Book (the `#| hide` line hides it in nbdev's docs)
 
-DEFAULT_SPEC = "stlit[images] @ git+https://github.com/stlit/stlit"
+DEFAULT_SPEC = "stlit[images,fetch] @ git+https://github.com/stlit/stlit"
 COLAB_DATA = "/content/stlit_data"
 KEEP = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "pandas")
 
 CELL = f'''#| hide
-# Colab only (does nothing elsewhere): install stlit + its images extra, keeping the runtime's own torch/numpy,
+# Colab only (does nothing elsewhere): install stlit with its extras, keeping the runtime's own torch/numpy,
 # and keep downloaded data in $STLIT_DATA. Written by tools/sync_colab_cell.py from tools/colab_cell.py.
 import sys
 if "google.colab" in sys.modules:
