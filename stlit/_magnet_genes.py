@@ -53,7 +53,16 @@ class MagnetConfig:
     latent_dim: int = 32  # d (paper and code)
     share_cell_encoder: bool = False  # paper: a dedicated GCN per view; code: one shared encoder
     dropout: float = 0.1  # code --dropout
-    heads: int = 4  # H (paper: 4; code: 8 heads of 32)
+    heads: int = 4  # H (paper: 4; code: 8, AttentionalGNN(num_heads=8))
+    attention_head_dim: int | None = None  # d_k per head (paper: d / H = 8; code: 32, a 256-wide projection)
+    attention_block: str = "paper"  # 'paper' (Eq. 11-13) or 'code': [Z | sinusoidal PE] into Q, K, V, residual
+    # Linear on [Z_view1 | Z_g], FFN d -> 4d -> 2d -> d with dropout, dropout on the attention weights (AttentionalGNN)
+    share_attention: bool = False  # paper: one attention per view (Eq. 11); code: one module for the 3 views
+    attention_dropout: float = 0.0  # on the attention weights (code: 0.1; code() keeps 0: with dropout, SDPA's CPU
+    # kernels fall back to the N x N path, 1.9 GiB and 6x the time at 4,000 cells; code(attention_dropout=0.1) is exact)
+    encoders: str = "paper"  # 'paper' (Eq. 6-7) or 'code': GraphEncoder (3 GCN + BatchNorm + residuals) and
+    # SubgraphEncoder (2 GCN + BatchNorm, pooling, then 2 Linear + BatchNorm), Xavier-initialised Linear layers
+    gate_dropout: float = 0.0  # dropout inside the gate MLP (paper: none; code: 0.1, fusion_gate)
     ffn_mult: int = 4  # Eq. 13: W_1 is 4d x d (paper; code 32->128->64->32)
     attention: str = "auto"  # 'global' (Eq. 12, SDPA), 'neighbors' (view neighbours only) or 'auto'
     global_attention_max_cells: int = 20000  # 'auto' uses 'global' up to this many cells (our choice: CPU time)
@@ -64,7 +73,17 @@ class MagnetConfig:
     margin: float = 0.1  # m (paper and code)
     margin_weight: float = 0.1  # lambda (paper: 0.1; code: 0.8)
     n_hard_negatives: int = 8  # |H| hard negatives per anchor (code: top 8, then one picked at random)
-    contrast_batch: int = 4096  # cells per InfoNCE batch (all cells when fewer; our choice for O(N) memory)
+    hard_negatives: str = "paper"  # 'paper' (Eq. 9) or 'code': one of the top 8 per cell (from view 1), every cell
+    # ranked against every picked negative, margin on sim / tau (ContrastiveLoss, margin_ranking_loss)
+    orthogonality_weight: float = 0.0  # |mean(Z_c) . mean(Z_g)| in the contrastive loss (paper: none; code: 0.05)
+    contrast_batch: int | None = 4096  # cells per InfoNCE batch (our choice for O(N) memory); None: every cell, in
+    # row blocks (the code's full N x N loss, exact, never stored)
+    similarity_block: int = 1024  # rows per block of the blocked similarity losses (memory only; same value)
+    gene_recon_weight: float = 0.0  # MSE of sigmoid(g_i . g_j) vs the cell's network, k x k per cell (code: 1)
+    alignment: str = "centre"  # 'centre' (Eq. 17) or 'code': 0.1 structure (cosine-similarity MSE, top 30% of
+    # differences weighted 2) + 0.1 centre (L2 distance to an MLP of the mean) - 0.1 mean log var (AlignmentLoss)
+    quantile_pairs: int = 2**22  # 'code' alignment: the 70% quantile of differences is exact up to this many pairs,
+    # estimated from this many random pairs above (torch.quantile's own limit is 2^24)
     contrast_weight: float = 0.1  # Eq. 18
     alignment_weight: float = 0.1  # Eq. 18
     neg_ratio: float = 1.0  # sampled negatives per positive (code: GAE.recon_loss, 1)
@@ -81,7 +100,9 @@ class MagnetConfig:
         "The constants of the authors' code (github.com/FrankBNBU/MAGNET @ 9dcc60d) where they differ from the paper."
         values = dict(lr_sigma=70.0, similarity_n_pcs=50, target_fusion="average", genes_per_cell=20,
                       lr_genes_cap=11, share_cell_encoder=True, heads=8, tau=0.2, margin_weight=0.8,
-                      supervision_fraction=0.7)
+                      supervision_fraction=0.7, attention_head_dim=32, attention_block="code", share_attention=True,
+                      encoders="code", gate_dropout=0.1, hard_negatives="code", orthogonality_weight=0.05,
+                      contrast_batch=None, gene_recon_weight=1.0, alignment="code")
         values.update(overrides)
         return cls(**values)
 
@@ -91,7 +112,7 @@ class MagnetConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"MagnetConfig.{name} must be a positive integer, got {value!r}")
-        if self.latent_dim % self.heads:
+        if self.attention_head_dim is None and self.latent_dim % self.heads:
             raise InputError(f"MagnetConfig.latent_dim={self.latent_dim} must be divisible by heads={self.heads}")
         if self.attention not in ("auto", "global", "neighbors"):
             raise InputError(f"MagnetConfig.attention must be 'auto', 'global' or 'neighbors', got {self.attention!r}")
@@ -101,6 +122,12 @@ class MagnetConfig:
             raise InputError(f"MagnetConfig.grn_method must be 'glasso' or 'covariance', got {self.grn_method!r}")
         if not 0 < self.supervision_fraction <= 1:
             raise InputError(f"MagnetConfig.supervision_fraction must be in (0, 1], got {self.supervision_fraction}")
+        for name, options in (("attention_block", ("paper", "code")), ("encoders", ("paper", "code")),
+                              ("hard_negatives", ("paper", "code")), ("alignment", ("centre", "code"))):
+            if getattr(self, name) not in options:
+                raise InputError(f"MagnetConfig.{name} must be one of {options}, got {getattr(self, name)!r}")
+        if self.contrast_batch is not None and self.contrast_batch < 2:
+            raise InputError(f"MagnetConfig.contrast_batch must be None (every cell) or >= 2, got {self.contrast_batch}")
         if not self.tau > 0:
             raise InputError(f"MagnetConfig.tau must be positive, got {self.tau}")
         return self

@@ -16,7 +16,9 @@ from ._magnet_genes import MagnetConfig
 
 # %% auto #0
 __all__ = ['GCNEncoder', 'block_norm', 'BlockGCN', 'GenePooling', 'info_nce', 'margin_loss', 'contrastive_loss',
-           'CellGeneAttention', 'GatedFusion', 'MagnetModel', 'decode', 'recon_loss', 'alignment_loss']
+           'CellGeneAttention', 'GatedFusion', 'positional_encoding', 'CodeCellGeneAttention', 'CodeCellEncoder',
+           'CodeGeneEncoder', 'MagnetModel', 'decode', 'recon_loss', 'alignment_loss', 'info_nce_blocked',
+           'code_hard_negatives', 'code_margin_loss', 'code_contrastive_loss', 'gene_recon_loss', 'code_alignment_loss']
 
 # %% ../nbs/12b_magnet_model.ipynb #3de9ebb2
 class GCNEncoder(nn.Module):
@@ -119,35 +121,39 @@ def contrastive_loss(z_views: list, # the cell views' embeddings, each (n, d)
 # %% ../nbs/12b_magnet_model.ipynb #2db3772c
 class CellGeneAttention(nn.Module):
     "Cross multi-head attention of a cell view over gene embeddings (Eq. 11-13). Shapes: (N, d), (N, d) -> (N, d)."
-    def __init__(self, dim: int = 32, heads: int = 4, ffn_mult: int = 4, dropout: float = 0.1):
+    def __init__(self, dim: int = 32, heads: int = 4, ffn_mult: int = 4, dropout: float = 0.1,
+                 head_dim: int | None = None, # d_k (None: dim // heads, the paper's; the code's is 32)
+                 ):
         super().__init__()
-        self.heads, self.dk = heads, dim // heads
-        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)  # Eq. 11
-        self.out = nn.Linear(dim, dim)  # W_o
+        self.heads, self.dk = heads, head_dim or dim // heads
+        width = heads * self.dk
+        self.q, self.k, self.v = nn.Linear(dim, width), nn.Linear(dim, width), nn.Linear(dim, width)  # Eq. 11
+        self.out = nn.Linear(width, dim)  # W_o
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim))  # Eq. 13
         self.dropout = dropout
 
-    def attend(self, q, k, v, mode: str = "global", edge_index=None):
+    def attend(self, q, k, v, mode: str = "global", edge_index=None, dropout: float = 0.0):
         "Eq. 12 for (H, N, d_k) tensors; `edge_index` (2, E) rows = (key j, query i) for mode 'neighbors'."
         if mode == "dense":
             alpha = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(self.dk), dim=-1)
-            return alpha @ v
+            return F.dropout(alpha, dropout) @ v
         if mode == "global":
-            return F.scaled_dot_product_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)).squeeze(0)
+            return F.scaled_dot_product_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0),
+                                                  dropout_p=dropout).squeeze(0)
         from torch_geometric.utils import softmax
         src, dst = edge_index
         logits = (q[:, dst] * k[:, src]).sum(-1).T / math.sqrt(self.dk)  # (E, H)
-        alpha = softmax(logits, dst, num_nodes=q.shape[1])
+        alpha = F.dropout(softmax(logits, dst, num_nodes=q.shape[1]), dropout)
         out = torch.zeros_like(q.transpose(0, 1))  # (N, H, d_k)
         out.index_add_(0, dst, alpha.unsqueeze(-1) * v[:, src].transpose(0, 1))
         return out.transpose(0, 1)
 
     def forward(self, z_cell, z_gene, mode: str = "global", edge_index=None):
-        n, d = z_cell.shape
+        n = z_cell.shape[0]
         split = lambda t: t.view(n, self.heads, self.dk).transpose(0, 1)  # (H, N, d_k)
         o = self.attend(split(self.q(z_cell)), split(self.k(z_gene)), split(self.v(z_gene)), mode, edge_index)
-        h = self.norm1(z_cell + F.dropout(self.out(o.transpose(0, 1).reshape(n, d)), self.dropout, self.training))
+        h = self.norm1(z_cell + F.dropout(self.out(o.transpose(0, 1).reshape(n, -1)), self.dropout, self.training))
         return self.norm2(h + F.dropout(self.ffn(h), self.dropout, self.training))
 
 # %% ../nbs/12b_magnet_model.ipynb #367c0f57
@@ -155,9 +161,12 @@ class GatedFusion(nn.Module):
     "Per-cell softmax gate over views (Eq. 14), then the code's scale + projection MLP. Shapes: V x (N, d) -> (N, d), (N, V)."
     def __init__(self, dim: int = 32, n_views: int = 3, hidden: int = 64,
                  projection: bool = True, # the authors' learnable scalar and d -> 2d -> d projection after the sum
-                 dropout: float = 0.1):
+                 dropout: float = 0.1,
+                 gate_dropout: float = 0.0, # dropout inside the gate MLP (the code's fusion_gate: 0.1)
+                 ):
         super().__init__()
-        self.gate = nn.Sequential(nn.Linear(n_views * dim, hidden), nn.ReLU(), nn.Linear(hidden, n_views))
+        drop = [nn.Dropout(gate_dropout)] if gate_dropout else []
+        self.gate = nn.Sequential(nn.Linear(n_views * dim, hidden), nn.ReLU(), *drop, nn.Linear(hidden, n_views))
         self.projection = None
         if projection:
             self.scale = nn.Parameter(torch.ones(()))
@@ -171,31 +180,124 @@ class GatedFusion(nn.Module):
             z = self.projection(self.scale * z)
         return z, w
 
+# %% ../nbs/12b_magnet_model.ipynb #4096beae
+def positional_encoding(n: int, dim: int, device=None) -> torch.Tensor:
+    "Sinusoidal encoding of the row index 0..n-1 (the code's PositionalEncoding, without its 5,000-row cap). -> (n, dim)."
+    pos = torch.arange(n, dtype=torch.float32, device=device).unsqueeze(1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=device) * -(math.log(10000.0) / dim))
+    pe = torch.zeros(n, dim, device=device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div)[:, : dim // 2]
+    return pe
+
+class CodeCellGeneAttention(CellGeneAttention):
+    "The code's AttentionalGNN (Eq. 11-13 as released). Shapes: (N, d) cell view, (N, d) genes, (N, d) view 1 -> (N, d)."
+    def __init__(self, dim: int = 32, heads: int = 8, head_dim: int = 32, dropout: float = 0.1,
+                 attention_dropout: float = 0.0, # on the attention weights (the code's: 0.1; O(N^2) on CPU)
+                 ):
+        nn.Module.__init__(self)
+        self.heads, self.dk, self.dropout, self.attention_dropout = heads, head_dim, dropout, attention_dropout
+        width = heads * head_dim
+        self.q, self.k, self.v = nn.Linear(2 * dim, width), nn.Linear(2 * dim, width), nn.Linear(2 * dim, width)
+        self.out = nn.Linear(width, dim)  # output_fc
+        self.residual = nn.Linear(2 * dim, dim)  # residual_projection of [Z_1 | Z_g]
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * dim, 2 * dim),
+                                 nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim), nn.Dropout(dropout))
+
+    def forward(self, z_cell, z_gene, mode: str = "global", edge_index=None, z_anchor=None):
+        n, d = z_cell.shape
+        pe = positional_encoding(n, d, z_cell.device)
+        split = lambda t: t.view(n, self.heads, self.dk).transpose(0, 1)  # (H, N, d_k)
+        kv = torch.cat([z_gene, pe], dim=1)
+        o = self.attend(split(self.q(torch.cat([z_cell, pe], dim=1))), split(self.k(kv)), split(self.v(kv)), mode,
+                        edge_index, dropout=self.attention_dropout if self.training else 0.0)
+        res = self.residual(torch.cat([z_cell if z_anchor is None else z_anchor, z_gene], dim=1))
+        h = self.norm1(self.out(o.transpose(0, 1).reshape(n, -1)) + res)
+        return self.norm2(h + self.ffn(h))
+
+# %% ../nbs/12b_magnet_model.ipynb #6eafb990
+class CodeCellEncoder(nn.Module):
+    "The code's GraphEncoder: 3 GCN layers with BatchNorm, a Linear residual and an identity residual. (N, F) -> (N, d)."
+    def __init__(self, in_dim: int, hidden_dim: int = 64, out_dim: int = 32, dropout: float = 0.1):
+        super().__init__()
+        from torch_geometric.nn import GCNConv
+        self.conv1, self.conv2, self.conv3 = GCNConv(in_dim, hidden_dim), GCNConv(hidden_dim, out_dim), GCNConv(out_dim, out_dim)
+        self.bn1, self.bn2, self.bn3 = nn.BatchNorm1d(hidden_dim), nn.BatchNorm1d(out_dim), nn.BatchNorm1d(out_dim)
+        self.residual = nn.Linear(hidden_dim, out_dim)
+        self.dropout = dropout
+
+    def forward(self, x, edge_index, edge_weight=None):
+        drop = lambda h: F.dropout(h, self.dropout, self.training)
+        x1 = drop(F.relu(self.bn1(self.conv1(x, edge_index, edge_weight))))
+        x2 = drop(F.relu(self.bn2(self.conv2(x1, edge_index, edge_weight)) + self.residual(x1)))
+        return F.relu(self.bn3(self.conv3(x2, edge_index, edge_weight)) + x2)
+
+class CodeGeneEncoder(nn.Module):
+    "The code's SubgraphEncoder on the block-diagonal gene graph. `embed`: (N*k, F), (N, k, k) -> (N*k, d); `head`: (N, d) -> (N, d)."
+    def __init__(self, in_dim: int = 64, dim: int = 32, dropout: float = 0.1):
+        super().__init__()
+        self.lin1, self.lin2 = nn.Linear(in_dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.bias1, self.bias2 = nn.Parameter(torch.zeros(dim)), nn.Parameter(torch.zeros(dim))
+        self.bn1, self.bn2 = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Dropout(dropout),  # extra_fc
+                                  nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Dropout(dropout))  # bottleneck
+        self.dropout = dropout
+
+    def embed(self, x, a_hat):
+        n, k, _ = a_hat.shape
+        h = x
+        for lin, bias, bn in ((self.lin1, self.bias1, self.bn1), (self.lin2, self.bias2, self.bn2)):
+            h = (torch.bmm(a_hat, lin(h).view(n, k, -1)) + bias).reshape(n * k, -1)  # GCNConv on each block
+            h = F.dropout(F.relu(bn(h)), self.dropout, self.training)
+        return h
+
 # %% ../nbs/12b_magnet_model.ipynb #c3b51bf2
 class MagnetModel(nn.Module):
     "MAGNET (Eq. 6-14). Shapes: x_cell (N, G), view edges [(2, E_v)], x_gene (N*k, 64), gene_adj (N, k, k) -> z (N, d)."
     def __init__(self, n_genes: int, gene_dim: int = 64, n_views: int = 3, config: MagnetConfig | None = None):
         super().__init__()
         cfg = self.config = config or MagnetConfig()
-        make = lambda: GCNEncoder(n_genes, cfg.hidden_dim, cfg.latent_dim, cfg.dropout)
+        d, code = cfg.latent_dim, cfg.encoders == "code"
+        make = lambda: (CodeCellEncoder if code else GCNEncoder)(n_genes, cfg.hidden_dim, d, cfg.dropout)
         shared = make() if cfg.share_cell_encoder else None
         self.cell_encoders = nn.ModuleList([shared or make() for _ in range(n_views)])
-        self.gene_encoder = BlockGCN(gene_dim, cfg.hidden_dim, cfg.latent_dim, cfg.dropout)
-        self.pool = GenePooling(cfg.latent_dim)
-        self.attention = nn.ModuleList([CellGeneAttention(cfg.latent_dim, cfg.heads, cfg.ffn_mult, cfg.dropout)
-                                        for _ in range(n_views)])
-        self.fusion = GatedFusion(cfg.latent_dim, n_views, projection=cfg.fusion_projection, dropout=cfg.dropout)
-        self.anchor = nn.Linear(n_genes, cfg.latent_dim)  # P in Eq. 17
+        self.gene_encoder = CodeGeneEncoder(gene_dim, d, cfg.dropout) if code else BlockGCN(gene_dim, cfg.hidden_dim, d, cfg.dropout)
+        self.pool = GenePooling(d)
+        if cfg.attention_block == "code":
+            att = lambda: CodeCellGeneAttention(d, cfg.heads, cfg.attention_head_dim or d // cfg.heads, cfg.dropout,
+                                                 cfg.attention_dropout)
+        else:
+            att = lambda: CellGeneAttention(d, cfg.heads, cfg.ffn_mult, cfg.dropout, cfg.attention_head_dim)
+        shared = att() if cfg.share_attention else None
+        self.attention = nn.ModuleList([shared or att() for _ in range(n_views)])
+        self.fusion = GatedFusion(d, n_views, projection=cfg.fusion_projection, dropout=cfg.dropout,
+                                  gate_dropout=cfg.gate_dropout)
+        if code:  # the code's _initialize_weights (before its alignment projection exists)
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_uniform_(m.weight)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+        if cfg.alignment == "code":  # AlignmentLoss.center_projection
+            self.anchor = nn.Sequential(nn.Linear(n_genes, 2 * d), nn.ReLU(), nn.Dropout(0.1), nn.Linear(2 * d, d))
+        else:
+            self.anchor = nn.Linear(n_genes, d)  # P in Eq. 17
 
     def forward(self, x_cell, view_edges: list, x_gene, gene_adj, mode: str = "global", attention_edges=None):
         z_views = [enc(x_cell, e) for enc, e in zip(self.cell_encoders, view_edges)]
-        z_gene, beta = self.pool(self.gene_encoder(x_gene, gene_adj), gene_adj.shape[1])
+        code = isinstance(self.gene_encoder, CodeGeneEncoder)
+        gene_nodes = self.gene_encoder.embed(x_gene, gene_adj) if code else self.gene_encoder(x_gene, gene_adj)
+        z_gene, beta = self.pool(gene_nodes, gene_adj.shape[1])
+        if code:
+            z_gene = self.gene_encoder.head(z_gene)
         if self.config.use_attention:
-            fused = [att(z, z_gene, mode, attention_edges) for att, z in zip(self.attention, z_views)]
+            extra = {"z_anchor": z_views[0]} if self.config.attention_block == "code" else {}
+            fused = [att(z, z_gene, mode, attention_edges, **extra) for att, z in zip(self.attention, z_views)]
         else:
             fused = z_views
         z, weights = self.fusion(fused)
-        return dict(z=z, z_views=z_views, z_gene=z_gene, gene_attention=beta, view_weights=weights)
+        return dict(z=z, z_views=z_views, z_gene=z_gene, gene_nodes=gene_nodes, gene_attention=beta, view_weights=weights)
 
 # %% ../nbs/12b_magnet_model.ipynb #e1eddde4
 def decode(z, # (N, d) embeddings
@@ -236,3 +338,104 @@ def alignment_loss(z, # (N, d) final embeddings (Z_4)
                    ) -> torch.Tensor:
     "Centre alignment loss (Eq. 17)."
     return ((z - projection(x_cell.mean(0, keepdim=True))) ** 2).sum(1).mean()
+
+# %% ../nbs/12b_magnet_model.ipynb #f45cb252
+def _blocked(fn, n: int, block: int, *rows) -> torch.Tensor:
+    "Sum of fn(*row blocks) over blocks of `block` rows, checkpointed (a block's products are recomputed in backward)."
+    from torch.utils.checkpoint import checkpoint
+    total = 0.0
+    for s in range(0, n, block):
+        parts = [t[s:s + block] for t in rows]
+        total = total + (checkpoint(fn, *parts, use_reentrant=False) if torch.is_grad_enabled() else fn(*parts))
+    return total
+
+def info_nce_blocked(z_view, z_gene, tau: float = 0.2, block: int = 1024) -> torch.Tensor:
+    "`info_nce` over every row (Eq. 8), in row blocks: no (N, N) tensor kept."
+    a, b = F.normalize(z_view, dim=1), F.normalize(z_gene, dim=1)
+    pos = (a * b).sum(1).sum() / tau
+    lse = lambda other: (lambda x: torch.logsumexp(x @ other.T / tau, dim=1).sum())
+    return (_blocked(lse(b), len(a), block, a) + _blocked(lse(a), len(b), block, b) - 2 * pos) / (2 * len(a))
+
+def code_hard_negatives(z_view, z_gene, n_hard: int = 8, block: int = 1024):
+    "The code's _generate_hard_negatives: one of each row's n_hard most similar gene rows (itself excluded), at random. -> (N,) or None."
+    n = len(z_view)
+    if n < n_hard:
+        return None  # the code skips the term
+    with torch.no_grad():
+        a, b = F.normalize(z_view, dim=1), F.normalize(z_gene, dim=1)
+        top = []
+        for s in range(0, n, block):
+            sim = a[s:s + block] @ b.T
+            r = torch.arange(s, min(s + block, n), device=sim.device)
+            sim[r - s, r] = -float("inf")
+            top.append(sim.topk(min(n_hard, n - 1), dim=1).indices)
+        top = torch.cat(top)
+        return top[torch.arange(n, device=top.device), torch.randint(0, top.shape[1], (n,), device=top.device)]
+
+def code_margin_loss(z_view, z_gene, hard, tau: float = 0.2, margin: float = 0.1, block: int = 1024) -> torch.Tensor:
+    "The code's hard-negative term: mean over (i, j) of max(0, s(v_i, h_j) - s(v_i, g_i) + m), and from g_i; averaged."
+    a, b, h = F.normalize(z_view, dim=1), F.normalize(z_gene, dim=1), F.normalize(hard, dim=1)
+    pos = (a * b).sum(1) / tau
+    f = lambda x, p: F.relu(x @ h.T / tau - p[:, None] + margin).sum()
+    return (_blocked(f, len(a), block, a, pos) + _blocked(f, len(b), block, b, pos)) / (2 * len(a) * len(h))
+
+def code_contrastive_loss(z_views: list, z_gene, tau: float = 0.2, margin: float = 0.1, margin_weight: float = 0.8,
+                          n_hard: int = 8, orthogonality: float = 0.05, block: int = 1024) -> torch.Tensor:
+    "The code's contrastive term: per view InfoNCE + weight x hard-negative term (negatives from view 1), + orthogonality."
+    idx = code_hard_negatives(z_views[0], z_gene, n_hard, block)
+    total = 0.0
+    for z in z_views:
+        total = total + info_nce_blocked(z, z_gene, tau, block)
+        if idx is not None:
+            total = total + margin_weight * code_margin_loss(z, z_gene, z_gene[idx], tau, margin, block)
+    mean_c, mean_g = F.normalize(z_views[0], dim=1).mean(0), F.normalize(z_gene, dim=1).mean(0)
+    return total + orthogonality * (mean_c @ mean_g).abs()
+
+def gene_recon_loss(gene_nodes, # (N*k, d) gene-node embeddings
+                    grn, # (N, k, k) per-cell networks
+                    ) -> torch.Tensor:
+    "The code's intracellular term: MSE of sigmoid(g_a . g_b) against each cell's k x k network (diagonal included)."
+    n, k, _ = grn.shape
+    e = gene_nodes.view(n, k, -1)
+    return F.mse_loss(torch.sigmoid(e @ e.transpose(1, 2)), grn)
+
+# %% ../nbs/12b_magnet_model.ipynb #0f5b222d
+def _cos_blocks(z, x, block):
+    "(block, N) differences of cosine similarities, clamped as the code does, one block at a time."
+    zn, xn = F.normalize(z, dim=1, eps=1e-8), F.normalize(x, dim=1, eps=1e-8)
+    clamp = lambda s: s.clamp(-1 + 1e-8, 1 - 1e-8)
+    return zn, xn, lambda a, b: clamp(a @ zn.T) - clamp(b @ xn.T)
+
+def _difference_quantile(z, x, q, block, max_pairs):
+    "The q-quantile of |cos(z_i, z_j) - cos(x_i, x_j)| over all pairs (exact up to max_pairs pairs, else sampled)."
+    n = len(z)
+    with torch.no_grad():
+        zn, xn, diff = _cos_blocks(z, x, block)
+        if n * n <= max_pairs:
+            d = torch.cat([diff(zn[s:s + block], xn[s:s + block]).abs().reshape(-1) for s in range(0, n, block)])
+        else:
+            i, j = torch.randint(0, n, (2, max_pairs), device=z.device)
+            d = torch.cat([((zn[i[s:s + 2**14]] * zn[j[s:s + 2**14]]).sum(1).clamp(-1 + 1e-8, 1 - 1e-8)
+                            - (xn[i[s:s + 2**14]] * xn[j[s:s + 2**14]]).sum(1).clamp(-1 + 1e-8, 1 - 1e-8)).abs()
+                           for s in range(0, max_pairs, 2**14)])
+        return torch.quantile(d, q)
+
+def code_alignment_loss(z, # (N, d) final embeddings (Z_4)
+                        x_cell, # (N, G) cell features
+                        projection: nn.Module, # the centre MLP: G -> d
+                        hard_fraction: float = 0.3, # share of the largest differences weighted 2
+                        weights: tuple = (0.1, 0.1, 0.1), # structure, centre, variance (lambda_structure, lambda_center, 0.1)
+                        block: int = 1024,
+                        quantile_pairs: int = 2**22,
+                        ) -> torch.Tensor:
+    "The code's AlignmentLoss: weighted cosine-structure MSE + centre distance - mean log variance, in row blocks."
+    n = len(z)
+    threshold = _difference_quantile(z, x_cell, 1 - hard_fraction, block, quantile_pairs)
+    zn, xn, diff = _cos_blocks(z, x_cell, block)
+    def f(a, b):
+        d = diff(a, b)
+        return (d ** 2 * (1.0 + (d.abs() >= threshold).float())).sum()
+    structure = _blocked(f, n, block, zn, xn) / n**2
+    centre = (z - projection(x_cell.mean(0, keepdim=True))).norm(dim=1).mean()
+    variance = -torch.log(z.var(0) + 1e-8).mean()
+    return weights[0] * structure + weights[1] * centre + weights[2] * variance

@@ -285,6 +285,7 @@ class _Run:
         self.view_edges = [graph.edge_index(b).to(device) for b in binary]
         self.x_gene = torch.as_tensor(inputs.gene_features, dtype=torch.float32, device=device)
         self.gene_adj = block_norm(inputs.grn).to(device)
+        self.grn = torch.as_tensor(inputs.grn, dtype=torch.float32, device=device)  # the gene term's targets
         self.attention_edges = None  # neighbourhood attention: each cell's neighbours in any view, and itself
         if self.mode == "neighbors":
             self.attention_edges = graph.edge_index((sum(binary) + sp.eye(n)) > 0).to(device)
@@ -307,12 +308,24 @@ class _Run:
         cfg, out = self.cfg, self.forward(model)
         parts = {"recon": recon_loss(out["z"], self.train_pos, cfg.neg_ratio, cfg.dense, exclude=self.test_pairs)}
         if cfg.contrast_weight:
-            rows = None if self.n <= cfg.contrast_batch else torch.randperm(self.n, device=self.device)[:cfg.contrast_batch]
-            parts["contrast"] = contrastive_loss(out["z_views"], out["z_gene"], cfg.tau, cfg.margin,
-                                                 cfg.margin_weight, cfg.n_hard_negatives, rows)
+            rows = (None if cfg.contrast_batch is None or self.n <= cfg.contrast_batch
+                    else torch.randperm(self.n, device=self.device)[:cfg.contrast_batch])
+            if cfg.hard_negatives == "code":
+                pick = (lambda z: z) if rows is None else (lambda z: z[rows])
+                parts["contrast"] = code_contrastive_loss([pick(z) for z in out["z_views"]], pick(out["z_gene"]), cfg.tau,
+                                                          cfg.margin, cfg.margin_weight, cfg.n_hard_negatives,
+                                                          cfg.orthogonality_weight, cfg.similarity_block)
+            else:
+                parts["contrast"] = contrastive_loss(out["z_views"], out["z_gene"], cfg.tau, cfg.margin,
+                                                     cfg.margin_weight, cfg.n_hard_negatives, rows)
+        if cfg.gene_recon_weight:
+            parts["gene_recon"] = gene_recon_loss(out["gene_nodes"], self.grn)
         if cfg.alignment_weight:
-            parts["alignment"] = alignment_loss(out["z"], self.x_cell, model.anchor)
-        parts["loss"] = (parts["recon"] + cfg.contrast_weight * parts.get("contrast", 0.0)
+            parts["alignment"] = (code_alignment_loss(out["z"], self.x_cell, model.anchor, block=cfg.similarity_block,
+                                                      quantile_pairs=cfg.quantile_pairs)
+                                  if cfg.alignment == "code" else alignment_loss(out["z"], self.x_cell, model.anchor))
+        parts["loss"] = (parts["recon"] + cfg.gene_recon_weight * parts.get("gene_recon", 0.0)
+                         + cfg.contrast_weight * parts.get("contrast", 0.0)
                          + cfg.alignment_weight * parts.get("alignment", 0.0))
         return parts
 

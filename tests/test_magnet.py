@@ -246,3 +246,49 @@ def test_seqfish_fusion_projection_prevents_weak_embeddings(seqfish):
     assert on.config.fusion_projection and not off.config.fusion_projection
     assert on.scores["ap"] >= 0.90, on.scores
     assert on.scores["ap"] >= off.scores["ap"] + 0.1, (on.scores, off.scores)
+
+
+# --- MagnetConfig.code(): the authors' model and losses (issue 13)
+
+def test_code_config_fits_and_records_its_fields(toy):
+    adata, _ = toy
+    cfg = magnet.MagnetConfig.code(**FAST_TOY)
+    inputs = magnet.prepare(adata, config=cfg, seed=0)
+    a = adata.copy()
+    res = magnet.fit(a, inputs=inputs, config=cfg.__class__.code(**FAST_TOY, epochs=3, eval_every=3), verbose=False)
+    params = a.uns["magnet"]["params"]
+    assert (params["attention_block"], params["encoders"], params["alignment"], params["hard_negatives"]) == ("code",) * 4
+    assert params["contrast_batch"] is None and params["gene_recon_weight"] == 1.0
+    assert {"gene_recon", "contrast", "alignment"} <= set(res.history.columns), res.history.columns
+    assert np.isfinite(res.history["loss"]).all() and 0 <= res.scores["ap"] <= 1
+    np.testing.assert_allclose(res.view_weights.sum(1), 1.0, atol=1e-5)
+    assert magnet.MagnetConfig().attention_block == "paper"  # the paper's configuration stays the default
+
+
+def test_code_losses_keep_no_cell_by_cell_tensor():
+    """Every tensor the code configuration saves for backward (model + the blocked losses) is O(N), not N x N; the
+    dense reconstruction loss does save one (so the probe sees them)."""
+    torch.manual_seed(0)
+    n, k, genes = 600, 4, 20
+    cfg = magnet.MagnetConfig.code(similarity_block=128, attention_head_dim=8)  # 8 heads of 8: a 64-wide projection
+    model = magnet.MagnetModel(genes, 16, 3, cfg)
+    x = torch.rand(n, genes)
+    ring = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+    adj = magnet.block_norm(np.random.default_rng(0).uniform(0, 1, (n, k, k)).astype(np.float32))
+    largest = []
+
+    def pack(t):
+        largest.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x, [ring, ring.flip(0), ring], torch.randn(n * k, 16), adj)
+        loss = (magnet.code_contrastive_loss(out["z_views"], out["z_gene"], block=128)
+                + magnet.code_alignment_loss(out["z"], x, model.anchor, block=128)
+                + magnet.gene_recon_loss(out["gene_nodes"], torch.rand(n, k, k)))
+    loss.backward()
+    assert max(largest) <= n * 128 < n * n / 4, max(largest)  # the largest: (N, 128) block products
+    largest.clear()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        magnet.recon_loss(out["z"].detach().requires_grad_(), ring, dense=True)
+    assert max(largest) >= n * n
