@@ -343,15 +343,24 @@ def _pickle_to_npz(original: Path, target: Path, ctx: dict):
         sp.save_npz(f, m)
 
 # %% ../nbs/01c_data_fetch.ipynb #b680750b
+def _factor(obj, attrs, ordered: bool = False) -> pd.Categorical:
+    "An R factor (1-based codes, NA negative) as a Categorical: rdata's own constructor, vectorised (it loops in Python)."
+    codes = np.asarray(getattr(obj, "values", obj)).astype(np.int64) - 1
+    codes[codes < 0] = -1
+    return pd.Categorical.from_codes(codes, categories=list(attrs["levels"]), ordered=ordered)
+
 def _read_r(path):
     "An .rda/.RData (dict of objects) or .rds (one object) file, read with rdata."
     try:
         import rdata
     except ImportError as e:
         raise ImportError("converting R objects needs the `rdata` package: pip install 'stlit[fetch]' (or rdata)") from e
+    classes = {**rdata.conversion.DEFAULT_CLASS_MAP, "factor": _factor,
+               "ordered": lambda obj, attrs: _factor(obj, attrs, ordered=True)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rdata warns about R classes it reads as plain namespaces (Seurat)
-        return rdata.read_rds(path) if str(path).lower().endswith(".rds") else rdata.read_rda(path)
+        read = rdata.read_rds if str(path).lower().endswith(".rds") else rdata.read_rda
+        return read(path, constructor_dict=classes)
 
 def _r15(values) -> np.ndarray:
     "Floats rounded to 15 significant digits, as R's text output writes them."
