@@ -1,0 +1,90 @@
+"""The domains benchmark's full profile: executes experiments/bench_domains.ipynb with the full parameters
+(experiments/params/full.yaml) and writes its rows to benchmarks/results/domains.csv as they finish, resuming from
+the rows already there; writes benchmarks/results/domains.md (the machine, the settings, what is missing).
+
+Usage (one thread, hours; run under nohup):
+  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup python benchmarks/bench_domains.py &
+  python benchmarks/bench_domains.py --datasets dlpfc_151673 --methods smoothed_pca_gmm m2st --seeds 0
+  python benchmarks/bench_domains.py --note-only   # rewrite domains.md from the CSV
+"""
+import argparse
+import datetime
+import os
+import platform
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "experiments" / "bench_domains.ipynb"
+CSV = ROOT / "benchmarks" / "results" / "domains.csv"
+
+
+def machine() -> str:
+    "CPU model and cores, and the load when the note was written."
+    model = platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} CPU cores ({model}), shared with other jobs (1-min load {load:.1f} when this note was written)"
+
+
+def commit() -> str:
+    "The stlit commit measured ($STLIT_BENCH_COMMIT when the run used a snapshot, else this checkout's HEAD)."
+    import subprocess
+    if os.environ.get("STLIT_BENCH_COMMIT"):
+        return os.environ["STLIT_BENCH_COMMIT"]
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def write_note(params: dict) -> None:
+    "domains.md: machine, settings, and which (method, dataset, seed) of the full grid have no row yet."
+    rows = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame(columns=["method", "dataset", "seed"])
+    have = set(zip(rows["method"], rows["dataset"], rows["seed"].astype(int)))
+    iehercl_sets = {"dlpfc_151673", "dlpfc_151510", "her2st_a1", "bc_a1"}
+    missing = [(m, d, s) for s in params["seeds"] for d in params["datasets"] for m in params["methods"]
+               if (m, d, s) not in have and not (m == "iehercl" and d not in iehercl_sets)]
+    errors = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
+    lines = [f"# domains.csv: how it was measured ({datetime.date.today().isoformat()})", "",
+             f"- Machine: {machine()}; torch threads {params.get('n_threads', 1)}, OPENBLAS/OMP/MKL threads 1.",
+             f"- Script: `python benchmarks/bench_domains.py` (executes experiments/bench_domains.ipynb, profile full); "
+             f"stlit at commit {commit()}.",
+             f"- Epochs: {params.get('peer_epochs') or 'the packages defaults (STAGATE 1,000, GraphST 600)'}.",
+             f"- Rows: {len(rows)} ({len(errors)} with an error); grid: {len(params['methods'])} methods x "
+             f"{len(params['datasets'])} datasets x seeds {params['seeds']}.",
+             f"- Not run yet ({len(missing)}): " + (", ".join(f"{m}/{d}/seed {s}" for m, d, s in missing) or "none") + "."]
+    CSV.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="*")
+    ap.add_argument("--methods", nargs="*")
+    ap.add_argument("--seeds", nargs="*", type=int)
+    ap.add_argument("--note-only", action="store_true", help="only rewrite domains.md from the CSV")
+    args = ap.parse_args()
+    params = dict((yaml.safe_load((ROOT / "experiments" / "params" / "full.yaml").read_text()) or {})["bench_domains"])
+    for key in ("datasets", "methods", "seeds"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    if not args.note_only:
+        import papermill as pm
+        CSV.parent.mkdir(parents=True, exist_ok=True)
+        params.update(profile="full", out_csv=str(CSV), resume=True, full_table=str(CSV))
+        try:
+            pm.execute_notebook(str(NOTEBOOK), "/tmp/bench_domains_full.ipynb", parameters=params, kernel_name="python3",
+                                cwd=str(NOTEBOOK.parent), progress_bar=False, log_output=True, language="python")
+        finally:
+            write_note(params)
+    else:
+        write_note(params)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
