@@ -50,8 +50,8 @@ class Source:
     path: str # folder (ending in '/') or file inside the repository
     files: tuple = () # local files (relative to the dataset folder) from here; (local, remote_name) pairs rename
     converted: str = "" # non-empty: how the local copy was derived from the original (fetch converts it the same way)
-    sha256: dict = field(default_factory=dict) # local file -> SHA-256 of its ORIGINAL as served (None: not known offline)
-    converted_sha256: dict = field(default_factory=dict) # local file -> SHA-256 of the converted content, checked after conversion
+    sha256: dict = field(default_factory=dict, hash=False) # local file -> SHA-256 of its ORIGINAL as served (None: not known offline)
+    converted_sha256: dict = field(default_factory=dict, hash=False) # local file -> SHA-256 of the converted content, checked after conversion
 
     @property
     def wheel(self) -> str | None:
