@@ -142,3 +142,10 @@ def test_hardware_statements_cover_every_experiment():
     hardware = yaml.safe_load((ROOT / "experiments" / "params" / "hardware.yaml").read_text())
     stems = {p.stem for p in (ROOT / "experiments").glob("*.ipynb")}
     assert stems <= set(hardware), f"experiments/params/hardware.yaml lacks {sorted(stems - set(hardware))}"
+
+
+def test_every_notebook_has_the_install_cell():
+    "The book check of tools/build_book.py, in the test suite too: cell 0 of every notebook is tools/colab_cell.py's."
+    bad = sync_colab_cell.check(ROOT)
+    assert not bad, ("notebooks without the current Colab install cell (fix: python tools/sync_colab_cell.py):\n"
+                     + "\n".join(bad))

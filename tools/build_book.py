@@ -211,7 +211,8 @@ def main() -> int:
         print(f"[book]   done in {dt:.1f} s", flush=True)
         if src.parent.name == "experiments":
             records = [r for r in records if (r["notebook"], r["profile"]) != (stem, args.profile)]
-            records.append(dict(notebook=stem, profile=args.profile, seconds=f"{dt:.0f}", machine=here,
+            load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""  # a shared machine runs slower
+            records.append(dict(notebook=stem, profile=args.profile, seconds=f"{dt:.0f}", machine=here + load,
                                 date=datetime.date.today().isoformat()))
             write_timings(records)
             add_run_time_note(dst, run_time_note(stem, args.profile, records, hardware))
