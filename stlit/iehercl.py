@@ -24,8 +24,8 @@ from .method import check_spatial_graph, record, resolve_config
 
 # %% auto #0
 __all__ = ['MODALITIES', 'OUTPUTS', 'IEHERCLConfig', 'gene_features', 'crop_side', 'image_inputs', 'similarity_graph',
-           'random_walk_positives', 'sample_negatives', 'contrastive_loss', 'ViewAttention', 'HybridEncoder',
-           'IEHERCLModel', 'soft_assign', 'sinkhorn_targets', 'IEHERCLResult', 'fit']
+           'random_walk_positives', 'walk_graph', 'sample_negatives', 'contrastive_loss', 'ViewAttention',
+           'HybridEncoder', 'IEHERCLModel', 'soft_assign', 'sinkhorn_targets', 'IEHERCLResult', 'fit']
 
 # %% ../nbs/13_iehercl.ipynb #86cb50a9
 MODALITIES = ("auto", "both", "gene", "image")
@@ -57,6 +57,8 @@ class IEHERCLConfig:
     similarity_k: int = 10  # kNN sparsity of the heat-kernel graph (ours): O(N·k) memory
     similarity_n_pcs: int = 50  # PCA of the features the similarity graph is built on (ours)
     walk_order: int = 3  # random-walk steps (ours)
+    walk_graph: str = "features"  # walks on the heat-kernel graph (abstract); 'mixed': half the steps to a spatial
+    # neighbour (ours, an option: better on synthetic twins, worse on HER2+ A1; benchmarks/iehercl_walk_graph_dev.py)
     walk_keep: int = 50  # nodes kept per row after each step (ours): O(N·walk_keep) memory
     n_positives: int = 10  # positives per spot: the most visited nodes (ours)
     n_negatives: int = 64  # negatives sampled per spot and epoch (ours)
@@ -79,6 +81,8 @@ class IEHERCLConfig:
 
     def validate(self):
         "Raise `InputError` for a setting outside its range."
+        if self.walk_graph not in ("features", "mixed"):
+            raise InputError(f"walk_graph={self.walk_graph!r} is unknown: choose 'features' or 'mixed'")
         if self.modality not in MODALITIES:
             raise InputError(f"modality={self.modality!r} is unknown: choose one of {MODALITIES}")
         for name in ("n_top_genes", "k_spatial", "image_input_size", "image_n_pcs", "hidden_dim", "latent_dim",
@@ -245,6 +249,21 @@ def random_walk_positives(S, # (n, n) sparse similarity graph
     return sp.csr_matrix(positives), sp.csr_matrix(graph.binarize(acc))
 
 # %% ../nbs/13_iehercl.ipynb #d60e7936
+def walk_graph(S, # (n, n) heat-kernel similarity graph
+               A, # (n, n) spatial graph
+               mode: str = "features", # 'features': S alone; 'mixed': each step goes to a feature or a spatial neighbour
+               ) -> sp.csr_matrix:
+    "The graph the positive-mining random walks run on (row-stochastic when mode='mixed')."
+    if mode == "features":
+        return sp.csr_matrix(S)
+    def rownorm(M):
+        M = sp.csr_matrix(M, dtype=np.float64)
+        M.setdiag(0)
+        M.eliminate_zeros()
+        d = np.asarray(M.sum(1)).ravel()
+        return sp.diags(1.0 / np.where(d > 0, d, 1.0)) @ M
+    return sp.csr_matrix(0.5 * rownorm(S) + 0.5 * rownorm(graph.binarize(A)))
+
 def _padded_rows(A: sp.csr_matrix, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     "Column indices of each row of A in a (n, width) tensor and its validity mask."
     n = A.shape[0]
@@ -408,7 +427,7 @@ class _Run:
         self.xs = {m: torch.as_tensor(x).to(device) for m, x in xs.items()}
         self.edge_index = graph.edge_index(A + sp.eye(A.shape[0], format="csr"), self_loops=False).to(device)
         S = similarity_graph(S_feats, cfg.sigma, cfg.similarity_k, cfg.similarity_n_pcs, seed)
-        pos, reach = random_walk_positives(S, cfg.walk_order, cfg.n_positives, cfg.walk_keep)
+        pos, reach = random_walk_positives(walk_graph(S, A, cfg.walk_graph), cfg.walk_order, cfg.n_positives, cfg.walk_keep)
         reach = reach + graph.binarize(A)  # spatial neighbours are never negatives either
         self.pos_idx, self.pos_mask = (t.to(device) for t in _padded_rows(pos, cfg.n_positives))
         self.reached = _pair_keys(sp.csr_matrix(reach)).to(device)
