@@ -68,7 +68,8 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="*", type=int)
     ap.add_argument("--note-only", action="store_true", help="only rewrite domains.md from the CSV")
     args = ap.parse_args()
-    params = dict((yaml.safe_load((ROOT / "experiments" / "params" / "full.yaml").read_text()) or {})["bench_domains"])
+    full = dict((yaml.safe_load((ROOT / "experiments" / "params" / "full.yaml").read_text()) or {})["bench_domains"])
+    params = dict(full)
     for key in ("datasets", "methods", "seeds"):
         if getattr(args, key):
             params[key] = getattr(args, key)
@@ -80,9 +81,9 @@ def main() -> int:
             pm.execute_notebook(str(NOTEBOOK), "/tmp/bench_domains_full.ipynb", parameters=params, kernel_name="python3",
                                 cwd=str(NOTEBOOK.parent), progress_bar=False, log_output=True, language="python")
         finally:
-            write_note(params)
+            write_note(full)  # what is missing of the whole full grid, whatever this call ran
     else:
-        write_note(params)
+        write_note(full)
     return 0
 
 
