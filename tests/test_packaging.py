@@ -6,6 +6,7 @@ virtual environment (no system site-packages) that already holds the *lowest* ve
 core requirement -- torch 2.13.0 is the CPU build from this machine's local wheel folder, while constraints.txt has
 torch 2.14.1, numpy 2.4.6, scanpy 1.11.5 -- installs the wheel without extras, checks with `pip list` before and
 after that pip changed none of the pre-installed packages, then imports every module and runs fast tests there.
+The venv also holds pytest and ipykernel (the test runner; Jupyter, as a Colab runtime has it).
 
 The `images` extra is not installed there: PyPI's torchvision does not import beside the local torch 2.13.0 CPU build
 ("operator torchvision::nms does not exist"), so the image encoders (stlit.pp / stlit.hggep, which import torchvision
@@ -164,6 +165,8 @@ def fresh_env(tmp_path_factory):
     # --no-compile: byte-compiling torch's thousands of files costs minutes on a loaded machine and checks nothing here.
     pytest_pin = _constraints().get("pytest")  # the test runner goes in now too: one resolver run instead of two
     others.append(f"pytest=={pytest_pin}" if pytest_pin else "pytest")
+    # ipykernel too (a Colab runtime has Jupyter; the Colab-path test runs data_tour in this venv's kernel)
+    others.append(f"ipykernel=={_constraints()['ipykernel']}" if "ipykernel" in _constraints() else "ipykernel")
     _run([py, "-m", "pip", "install", "-q", "--no-compile", torch_wheel, *others], timings, "pre-install lowest versions", env=env)
     before = _installed(py, timings, "list before", env)
     # 3. the wheel, no extras (see the module docstring for why not `images`)
@@ -255,25 +258,89 @@ def test_colab_install_cell_keeps_the_runtime_stack(fresh_env):
     # the images extra: torchvision >= 0.29.1 needs torch 2.14, the runtime has 2.13.0: the pins make pip refuse
     t0 = time.perf_counter()
     refused = subprocess.run([str(py), "-c", _cell_script()], cwd=work, capture_output=True, text=True,
-                             env={**env, "STLIT_INSTALL_SPEC": f"stlit[images] @ {wheel.as_uri()}"})
-    timings["colab: cell with [images] (refused)"] = round(time.perf_counter() - t0, 1)
+                             env={**env, "STLIT_INSTALL_SPEC": f"stlit[images,fetch] @ {wheel.as_uri()}"})
+    timings["colab: cell with [images,fetch] (refused)"] = round(time.perf_counter() - t0, 1)
     assert refused.returncode != 0 and "RuntimeError: pip could not install" in refused.stderr, refused.stderr[-3000:]
     assert f"torch=={runtime['torch']}" in refused.stderr and "numpy==" in refused.stderr
     assert _installed(py, timings, "colab: list after refusal", env) == runtime, "a refused install changed the runtime"
-    # the wheel itself (no extras): installed, nothing pre-installed touched, STLIT_DATA set to the Colab cache
+    # the wheel with the fetch extra (rdata, for data_tour below): installed, nothing pre-installed touched,
+    # STLIT_DATA set to the Colab cache
     out = _run([py, "-c", _cell_script()], timings, "colab: install cell", cwd=work,
-               env={**env, "STLIT_INSTALL_SPEC": str(wheel)}).stdout
+               env={**env, "STLIT_INSTALL_SPEC": f"stlit[fetch] @ {wheel.as_uri()}"}).stdout
     assert "STLIT_DATA=/content/stlit_data\n" in out, out
     assert Path(out.split("stlit=")[1].strip()).is_relative_to(tmp / "venv"), out
     after = _installed(py, timings, "colab: list after", env)
     changed = {n: (v, after.get(n)) for n, v in runtime.items() if after.get(n) != v}
     assert not changed, f"the Colab cell changed the runtime's packages (before, after): {changed}"
-    assert sorted(set(after) - set(runtime)) == ["stlit"]
+    added = sorted(set(after) - set(runtime))
+    assert {"stlit", "rdata"} <= set(added) and not any(n.startswith("nvidia-") or n == "torchvision" for n in added), added
     # run again (a reader re-running the cell): stlit is importable, so no pip; a STLIT_DATA already set is kept
     out = _run([py, "-c", _cell_script()], timings, "colab: cell rerun", cwd=work,
                env={**env, "STLIT_DATA": str(work / "mine"), "STLIT_INSTALL_SPEC": str(tmp / "missing.whl")}).stdout
     assert f"STLIT_DATA={work / 'mine'}\n" in out, out
     keep = {n: runtime[n] for n in ("torch", "numpy", "scipy", "pandas") if n in runtime}
-    sys.stderr.write(f"\n[colab] runtime kept by the install cell: {json.dumps(keep)}; added ['stlit']; "
-                     f"[images] refused: {refused.stderr.strip().splitlines()[-1][:200]}\n"
+    fresh_env["colab_installed"] = True
+    sys.stderr.write(f"\n[colab] runtime kept by the install cell: {json.dumps(keep)}; added {added}; "
+                     f"[images,fetch] refused: {refused.stderr.strip().splitlines()[-1][:200]}\n"
+                     f"[colab] timings (s): {json.dumps({k: v for k, v in timings.items() if k.startswith('colab')})}\n")
+
+
+@pytest.mark.packaging
+def test_data_tour_through_the_colab_path(fresh_env, monkeypatch):
+    "experiments/data_tour.ipynb in the faked Colab runtime, its data fetched through the loopback mirror."
+    import nbformat
+    import papermill as pm
+    from stlit.core import data_dir
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import _mirror
+        import sync_colab_cell
+    except ImportError as e:
+        pytest.skip(f"tests/_mirror.py (the loopback mirror of stlit.data.fetch) is not importable: {e}")
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+        sys.path.remove(str(ROOT / "tools"))
+    if not fresh_env.get("colab_installed"):
+        pytest.skip("needs test_colab_install_cell_keeps_the_runtime_stack to have installed stlit with the cell")
+    real = data_dir()
+    if not (real / "MANIFEST.md").exists():
+        pytest.skip(f"the mirror is laid out from the real data folder, absent here ({real})")
+    tmp, py, timings = fresh_env["tmp"], fresh_env["py"], fresh_env["timings"]
+    assert "ipykernel" in fresh_env["before"], "the fixture pre-installs ipykernel (Colab's Jupyter)"
+    work = tmp / "tour"
+    kernel = work / "jupyter" / "kernels" / "colab-venv"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({"argv": [str(py), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                                    "display_name": "faked Colab", "language": "python"}))
+    nb = nbformat.read(ROOT / "experiments" / "data_tour.ipynb", as_version=4)
+    sync_colab_cell.sync(nb)  # the page as the book ships it (a no-op once the lead has synced the notebooks)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(FAKE_COLAB))
+    nbformat.write(nb, work / "data_tour.ipynb")
+    data = work / "stlit_data"
+    data.mkdir()
+    for key, value in {**_env(), "JUPYTER_PATH": str(work / "jupyter"), "STLIT_DATA": str(data)}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("PYTHONPATH", "VIRTUAL_ENV"):
+        monkeypatch.delenv(key, raising=False)
+    import stlit.data
+    with _mirror.mirror(stlit.data.datasets(), tmp / "mirror", data=real) as url:
+        t0 = time.perf_counter()
+        pm.execute_notebook(str(work / "data_tour.ipynb"), str(work / "data_tour_out.ipynb"), kernel_name="colab-venv",
+                            language="python", cwd=str(work), progress_bar=False,
+                            parameters={"profile": "quick", "results_dir": str(work / "results"), "mirror": url})
+        wall = round(time.perf_counter() - t0, 1)
+    timings["colab: data_tour (fetch + run)"] = wall
+    out = nbformat.read(work / "data_tour_out.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"data from {data}" in text, text[:2000]
+    import pandas as pd
+    shapes = pd.read_csv(work / "results" / "data_tour_shapes.csv", index_col=0)
+    assert set(shapes.index) == set(stlit.data.datasets()) and shapes["matches registry"].all(), shapes
+    folder = shapes.index.map(lambda n: stlit.data.info(n).folder)
+    assert shapes["fetched"].groupby(folder).any().all(), shapes  # each folder came through fetch (it began empty)
+    assert all((data / f).is_dir() for f in set(folder))
+    sys.stderr.write(f"\n[colab] data_tour through the Colab path: {wall} s wall ({int(shapes['fetched'].sum())} of "
+                     f"{len(shapes)} datasets fetched from the loopback mirror into an empty STLIT_DATA, "
+                     f"{sum(f.stat().st_size for f in data.rglob('*') if f.is_file()) / 1e6:.0f} MB)\n"
                      f"[colab] timings (s): {json.dumps({k: v for k, v in timings.items() if k.startswith('colab')})}\n")
