@@ -12,7 +12,7 @@ the build machine), and a "Run time" note under their title: the wall time of th
 date), and the full profile's hardware (`experiments/params/hardware.yaml`) with its last measured time if any. Each
 measured time is also kept in `experiments/params/timings.csv` (commit it after a build whose numbers you keep).
 
-Usage: python tools/build_book.py [--profile quick|full] [--only STEM ...] [--no-html]
+Usage: python tools/build_book.py [--profile quick|full] [--only STEM ...] [--no-html] [--check]
 """
 from __future__ import annotations
 
