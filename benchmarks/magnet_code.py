@@ -5,7 +5,7 @@ Usage (from the repository root; every mode appends CSV rows to benchmarks/resul
     python benchmarks/magnet_code.py ap 0 1 2           # AP of paper vs code configs, both protocols, these seeds
                                                         # (ap_paper / ap_code: one configuration)
     python benchmarks/magnet_code.py pieces 0           # code() with one added piece reverted at a time (leak-free)
-    python benchmarks/magnet_code.py table3 0           # Table 3 view sets (paper config), both protocols
+    python benchmarks/magnet_code.py table3 0 e60       # Table 3 view sets (paper config), both protocols, 60 epochs
     python benchmarks/magnet_code.py fusion 0 1 2       # fusion_projection on/off on a validation split of training edges
 
 `cost` tiles seqFISH side by side (benchmarks/magnet_scale.py: copies shifted in x, 1% expression noise) and uses
@@ -95,7 +95,7 @@ def _seqfish_inputs(config):
     return adata, inputs, time.perf_counter() - tic
 
 
-def ap(seeds, configs=("paper", "code"), pieces=None):
+def ap(seeds, configs=("paper", "code"), pieces=None, protocols=("paper", "leak_free")):
     "AP on seqFISH (multiview target, split 0.3, 120 epochs), both protocols; gates per run and per cell type."
     _setup()
     import pandas as pd
@@ -105,7 +105,7 @@ def ap(seeds, configs=("paper", "code"), pieces=None):
         variants = {config: {}} if pieces is None else {f"code without {p}": kw for p, kw in PIECES.items()}
         for variant, kw in variants.items():
             for seed in seeds:
-                for protocol in (("leak_free",) if pieces is not None else ("paper", "leak_free")):
+                for protocol in (("leak_free",) if pieces is not None else protocols):
                     a = adata.copy()
                     tic, cpu = time.perf_counter(), time.process_time()
                     res = magnet.fit(a, inputs=inputs, config=_config(config, **PREP, **kw), seed=seed,
@@ -128,12 +128,15 @@ def ap(seeds, configs=("paper", "code"), pieces=None):
                             t.rename_axis("cell_type").reset_index().to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
-def table3(seeds, epochs=120):
+TABLE3_SETS = ("spatial", "spatial+lr", "spatial+similarity", "lr+similarity", "spatial+lr+similarity")
+
+
+def table3(seeds, epochs=120, view_sets=TABLE3_SETS):
     "Table 3: the multiview target, the model given each listed view set (paper config)."
     _setup()
     from stlit import magnet
     adata, inputs, prep_s = _seqfish_inputs("paper")
-    for views in ("spatial", "spatial+lr", "spatial+similarity", "lr+similarity"):  # all three: the `ap` mode
+    for views in view_sets:
         for seed in seeds:
             for protocol in ("paper", "leak_free"):
                 tic = time.perf_counter()
@@ -179,11 +182,15 @@ if __name__ == "__main__":
     elif mode == "cost_one":
         cost_one(int(args[0]), args[1], int(args[2]))
     elif mode in ("ap", "ap_paper", "ap_code"):  # both configurations, or one
-        ap([int(s) for s in args or ["0", "1", "2"]], configs=("paper", "code") if mode == "ap" else (mode[3:],))
+        protocols = [a[2:] for a in args if a.startswith("p=")] or ["paper", "leak_free"]  # p=leak_free: one protocol
+        ap([int(s) for s in args if s.isdigit()] or [0, 1, 2], configs=("paper", "code") if mode == "ap" else (mode[3:],),
+           protocols=protocols)
     elif mode == "pieces":
         ap([int(s) for s in args or ["0"]], configs=("code",), pieces=True)
-    elif mode == "table3":
-        table3([int(s) for s in args or ["0"]])
+    elif mode == "table3":  # seeds, and optionally e<epochs> (e.g. e60: fewer epochs for the CPU budget, recorded)
+        epochs = [int(a[1:]) for a in args if a.startswith("e")] or [120]
+        sets = [a[2:] for a in args if a.startswith("v=")] or TABLE3_SETS  # v=spatial+lr: one set
+        table3([int(s) for s in args if s.isdigit()] or [0], epochs[0], sets)
     elif mode == "fusion":
         fusion([int(s) for s in args or ["0", "1", "2"]])
     else:
