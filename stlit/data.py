@@ -432,9 +432,14 @@ def info(name: str) -> DatasetInfo:
 # %% ../nbs/01_data.ipynb #023a0111
 def load(name: str, # a name from datasets()
          root=None, # data folder (default data_dir(), i.e. $STLIT_DATA)
+         *,
+         fetch: bool | None = None, # files missing: fetch them first (None: when $STLIT_FETCH is '1', as in Colab)
          **kwargs, # dataset options, e.g. section='B1' for her2st, bregma=0.26 for merfish_moffitt
          ) -> ad.AnnData:
-    "Load a registered dataset as AnnData (stlit contract: obsm['spatial'], obs['truth'], uns['dataset'])."
+    """Load a registered dataset as AnnData (stlit contract: obsm['spatial'], obs['truth'], uns['dataset']).
+
+    Local files are read when present. When some are missing and `fetch` is on, `stlit.data.fetch(name, root,
+    mirror=$STLIT_MIRROR)` downloads and converts them first; otherwise FileNotFoundError names the file."""
     rec = info(name)
     if rec.kind != "anndata":
         raise InputError(f"{name!r} is a reference table, not an AnnData dataset: use "
@@ -445,6 +450,15 @@ def load(name: str, # a name from datasets()
     if bad:
         raise InputError(f"load({name!r}) got unknown option(s) {bad}: it accepts {options or 'no options'}")
     root = Path(root) if root is not None else data_dir()
+    if fetch is None:
+        fetch = os.environ.get("STLIT_FETCH", "") == "1"
+    try:
+        return _LOADERS[name](rec, root, **kwargs)
+    except FileNotFoundError:
+        if not fetch:
+            raise
+    logger.warning(f"{name}: files missing under {root}: fetching them (stlit.data.fetch)")
+    _data_fetch.fetch(name, root, mirror=os.environ.get("STLIT_MIRROR") or None)
     return _LOADERS[name](rec, root, **kwargs)
 
 # %% ../nbs/01_data.ipynb #8aa7953c

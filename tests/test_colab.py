@@ -55,11 +55,13 @@ def test_cell_in_colab_pins_the_runtime_and_sets_the_cache(monkeypatch, pip_reco
     run, calls = pip_recorder
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.delenv("STLIT_DATA", raising=False)
+    monkeypatch.delenv("STLIT_FETCH", raising=False)
     monkeypatch.delenv("STLIT_INSTALL_SPEC", raising=False)
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "stlit" else real_find_spec(name, *a))
     _exec_cell()
     assert os.environ["STLIT_DATA"] == colab_cell.COLAB_DATA == "/content/stlit_data"
+    assert os.environ["STLIT_FETCH"] == "1"  # stlit.data.load fetches missing files there
     (call,) = calls
     assert call["cmd"][:4] == [sys.executable, "-m", "pip", "install"] and call["cmd"][-1] == colab_cell.DEFAULT_SPEC
     assert "[images,fetch]" in colab_cell.DEFAULT_SPEC and "git+https://github.com/stlit/stlit" in colab_cell.DEFAULT_SPEC

@@ -336,3 +336,22 @@ def test_r_seurat_s4(r_objects, tmp_path):
     assert a.obs["annotation"].tolist()[0] == "Layer3" and pd.isna(a.obs["annotation"].iloc[1])
     assert list(a.obs["annotation"].cat.categories) == ["Layer1", "Layer3", "WM"]
     np.testing.assert_array_equal(a.obsm["spatial"], [[50, 102], [3, 43]])
+
+
+def test_load_fetches_missing_files_when_asked(small_mirror, tmp_path, monkeypatch):
+    "load(fetch=True) or $STLIT_FETCH=1 (the Colab cell sets it) fetches missing files (from $STLIT_MIRROR) first."
+    dest = tmp_path / "data"
+    monkeypatch.delenv("STLIT_FETCH", raising=False)
+    with pytest.raises(FileNotFoundError, match="fetch"):
+        sd.load("osmfish", root=dest)
+    with serve(small_mirror) as url:
+        monkeypatch.setenv("STLIT_MIRROR", url)
+        monkeypatch.setenv("STLIT_FETCH", "1")
+        got = sd.load("osmfish", root=dest)
+        monkeypatch.delenv("STLIT_FETCH")
+        got2 = sd.load("merfish_deeplinc_coords", root=dest, fetch=True)
+    want, want2 = sd.load("osmfish"), sd.load("merfish_deeplinc_coords")
+    assert got.shape == want.shape and (got.obs_names == want.obs_names).all()
+    np.testing.assert_array_equal(got.obsm["spatial"], want.obsm["spatial"])
+    assert got2.shape == want2.shape
+    np.testing.assert_array_equal(got2.obsm["spatial"], want2.obsm["spatial"])

@@ -5,7 +5,8 @@ first cell differs; `tools/build_book.py` runs that check, so a book build fails
 
 What the cell does when `google.colab` is imported (a Colab runtime), and nothing anywhere else:
 
-- sets `STLIT_DATA` to `/content/stlit_data` unless it is already set, so `stlit.data.fetch` has a cache folder;
+- sets `STLIT_DATA` to `/content/stlit_data` unless it is already set, so `stlit.data.fetch` has a cache folder, and
+  `STLIT_FETCH=1` (unless set), so `stlit.data.load` fetches a dataset's missing files: every page's data cell works;
 - if `stlit` is not importable yet, `pip install`s it with its `images` and `fetch` extras (image encoders; `rdata`
   to convert the R objects that `stlit.data.fetch` downloads), under constraints that pin the runtime's
   own torch, torchvision, torchaudio, numpy, scipy and pandas to the versions installed (read with
@@ -31,6 +32,7 @@ if "google.colab" in sys.modules:
     def _colab_setup():
         import importlib.metadata, importlib.util, os, subprocess, tempfile
         os.environ.setdefault("STLIT_DATA", "{COLAB_DATA}")
+        os.environ.setdefault("STLIT_FETCH", "1")  # stlit.data.load fetches a dataset's missing files
         if importlib.util.find_spec("stlit") is not None:
             return
         keep = []  # pin what the runtime has: pip keeps it, or stops with a resolution error
