@@ -17,8 +17,8 @@ import scipy.sparse as sp
 
 # %% auto #0
 __all__ = ['logger', 'InputError', 'Key', 'cache_dir', 'data_dir', 'get_device', 'check_seed', 'seeded', 'seed_everything',
-           'set_verbosity', 'progress', 'as_dense', 'check_matrix', 'check_coordinates', 'get_coordinates',
-           'spatial_library', 'get_rep', 'check_obs_key', 'check_n_clusters', 'check_graph']
+           'set_verbosity', 'progress', 'quiet_imports', 'import_pyg', 'as_dense', 'check_matrix', 'check_coordinates',
+           'get_coordinates', 'spatial_library', 'get_rep', 'check_obs_key', 'check_n_clusters', 'check_graph']
 
 # %% ../nbs/00_core.ipynb #638e0dc9
 class InputError(ValueError):
@@ -138,8 +138,28 @@ def progress(iterable: Iterable, verbose: bool = True, **kwargs):
     "A tqdm progress bar over `iterable` when `verbose`, else `iterable` itself."
     if not verbose:
         return iterable
-    from tqdm.auto import tqdm
+    with quiet_imports():
+        from tqdm.auto import tqdm
     return tqdm(iterable, **kwargs)
+
+# Import-time warnings of libraries we use, not of the user's code: torch 2.14 deprecates `torch.jit.script`, which
+# torch_geometric calls when imported; tqdm.auto warns in a Jupyter kernel without ipywidgets (it falls back to text).
+_IMPORT_NOISE = ((r"`torch\.jit\.script` is deprecated", FutureWarning), (r"IProgress not found", Warning))
+
+@contextlib.contextmanager
+def quiet_imports():
+    "Silence only the known import-time warnings of torch_geometric and tqdm.auto (scoped: filters restored on exit)."
+    import warnings
+    with warnings.catch_warnings():
+        for message, category in _IMPORT_NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+def import_pyg():
+    "Import torch_geometric (once per process) without its import-time warnings; returns the module."
+    with quiet_imports():
+        import torch_geometric
+    return torch_geometric
 
 # %% ../nbs/00_core.ipynb #3aefcef8
 def as_dense(X) -> np.ndarray:

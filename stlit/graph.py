@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from .core import InputError, Key, check_coordinates, check_graph, check_matrix, get_coordinates, get_rep, logger
+from .core import InputError, Key, quiet_imports, check_coordinates, check_graph, check_matrix, get_coordinates, get_rep, logger
 
 # %% auto #0
 __all__ = ['symmetrize', 'remove_self_loops', 'binarize', 'normalize_adjacency', 'knn_search', 'spatial_knn', 'spatial_radius',
@@ -777,7 +777,8 @@ def to_pyg(adjacency,  # (n, n) sparse adjacency
            ):
     "Sparse adjacency → `torch_geometric.data.Data(edge_index, edge_weight, x)`. Shapes: edge_index (2, E), x (n, F)."
     import torch
-    from torch_geometric.data import Data
+    with quiet_imports():
+        from torch_geometric.data import Data
     A = check_graph(adjacency, name="adjacency").tocoo()
     data = dict(edge_index=edge_index(A), num_nodes=A.shape[0])
     if weighted:

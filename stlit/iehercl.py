@@ -19,8 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cluster, graph, pp, train
-from .core import InputError, as_dense, get_coordinates, get_device, get_rep, logger, seeded, spatial_library
+from .core import (InputError, as_dense, get_coordinates, get_device, get_rep, import_pyg, logger, seeded,
+                        spatial_library)
 from .method import check_spatial_graph, record, resolve_config
+
+import_pyg()  # torch_geometric without its import-time warnings (stlit.core.quiet_imports)
 
 # %% auto #0
 __all__ = ['MODALITIES', 'OUTPUTS', 'IEHERCLConfig', 'gene_features', 'crop_side', 'image_inputs', 'similarity_graph',

@@ -8,9 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch_geometric.nn import GATConv
+from .core import InputError, import_pyg
 
-from .core import InputError
+import_pyg()  # first torch_geometric import without its import-time warnings (stlit.core.quiet_imports)
+from torch_geometric.nn import GATConv
 
 # %% auto #0
 __all__ = ['mask_nodes', 'NodeMasker', 'remask', 'sce_loss', 'GATStack']
