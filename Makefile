@@ -22,7 +22,7 @@ $(STAMP): settings.ini setup.py $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) --upgrade pip==25.3
 	$(PIP) -c $(CONSTRAINTS) torch torchvision
-	$(PIP) -c $(CONSTRAINTS) -e ".[dev,images,fetch]"
+	$(PIP) -c $(CONSTRAINTS) -e ".[dev,images,fetch,peers]"
 	if command -v R >/dev/null 2>&1; then $(PIP) -c $(CONSTRAINTS) -e ".[r]" || echo "rpy2 not installed: R backend of mclust unavailable"; fi
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (stlit)" >/dev/null
 	touch $(STAMP)
