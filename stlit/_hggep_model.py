@@ -13,7 +13,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import InputError
+from .core import InputError, import_pyg
+
+import_pyg()  # torch_geometric without its import-time warnings (stlit.core.quiet_imports)
 
 TRUNKS = {"shufflenet_v2_x0_5": (96, 192, 1024), "efficientnet_lite0": (40, 112, 1280)}  # channels of S3, S4, S5
 OFFLINE_TRUNK = "efficientnet_lite0"  # trunk='auto' without cached ShuffleNetV2 weights (measured: see HGGEP's Performance)
