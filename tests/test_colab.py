@@ -11,9 +11,13 @@ import sys
 import types
 from pathlib import Path
 
+import os
+
 import nbformat
 import pytest
 import yaml
+
+_ENV_AT_IMPORT = {k: os.environ.get(k) for k in ("STLIT_DATA", "STLIT_FETCH", "STLIT_INSTALL_SPEC")}
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -23,6 +27,16 @@ import sync_colab_cell  # noqa: E402
 
 OLD_CELL = ('#| hide\n# Colab: install stlit when this notebook runs there\nimport sys\nif "google.colab" in sys.modules:\n'
             '    import subprocess\n    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://x"])')
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    "The cell sets STLIT_DATA/STLIT_FETCH with os.environ.setdefault: put the whole environment back after each test."
+    import os
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
@@ -151,3 +165,8 @@ def test_every_notebook_has_the_install_cell():
     bad = sync_colab_cell.check(ROOT)
     assert not bad, ("notebooks without the current Colab install cell (fix: python tools/sync_colab_cell.py):\n"
                      + "\n".join(bad))
+
+
+def test_zz_environment_untouched_after_the_cell_tests():
+    "Runs last in this file: the cell's os.environ.setdefault calls did not leak into later test files (they did once)."
+    assert {k: os.environ.get(k) for k in _ENV_AT_IMPORT} == _ENV_AT_IMPORT
