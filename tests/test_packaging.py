@@ -325,6 +325,7 @@ def test_data_tour_through_the_colab_path(fresh_env, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     import stlit.data
     with _mirror.mirror(stlit.data.datasets(), tmp / "mirror", data=real) as url:
+        monkeypatch.setenv("STLIT_MIRROR", url)  # the cell sets STLIT_FETCH=1: load() itself fetches, from the mirror
         t0 = time.perf_counter()
         pm.execute_notebook(str(work / "data_tour.ipynb"), str(work / "data_tour_out.ipynb"), kernel_name="colab-venv",
                             language="python", cwd=str(work), progress_bar=False,
