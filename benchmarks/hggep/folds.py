@@ -2,12 +2,13 @@
 
 Run from the repository root, one thread, in the background (hours on a 2-core CPU):
 
-    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup .venv/bin/python benchmarks/hggep/folds.py \
-        > benchmarks/results/hggep/folds.log 2>&1 &
+    nice -n 19 env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup .venv/bin/python \
+        benchmarks/hggep/folds.py >> benchmarks/results/hggep/folds.log 2>&1 &
 
 Every fold goes through `stlit.hggep.cross_validate` (the folds, target and per-gene r of `stlit.img2expr`, so the
-rows join the baselines of experiments/hggep_baselines). After EACH fold the per-gene rows and the summary so far are
-rewritten, so an interrupted run keeps what it finished:
+rows join the baselines of experiments/hggep_baselines). Resumable: (protocol, section) pairs already in the summary
+are skipped, and after EACH new fold its rows are appended to both files (per-gene rows of a fold that never reached
+the summary, i.e. an interrupted write, are dropped and redone):
 
 - benchmarks/results/hggep/folds_per_gene.csv: protocol, fold, section, method, weights, val, fit_seconds, gene, pcc, ...
 - benchmarks/results/hggep/folds_summary.csv: per fold, mean / median r over the 785 genes and the top-50 variable
@@ -31,7 +32,8 @@ fields = eval(sys.argv[1]) if len(sys.argv) > 1 else {}
 tag = sys.argv[2] if len(sys.argv) > 2 else "folds"
 out = Path("benchmarks/results/hggep")
 SECTIONS = ["B4", "C2", "C3", "C4", "C5", "C6"]
-# (protocol, held-out section): C6 first (the fold measured before), then the patient fold, then the rest
+# (protocol, held-out section): C6 first (the fold measured before), then the patient fold, then the rest.
+# Pairs already in <tag>_summary.csv are skipped.
 PLAN = [("leak_free", "C6"), ("patient", "B4"), ("leak_free", "B4"), ("leak_free", "C2"), ("leak_free", "C3"),
         ("leak_free", "C4"), ("leak_free", "C5")]
 
@@ -41,10 +43,19 @@ def machine() -> str:
     return f"{platform.node()}: {os.cpu_count()} cores ({cpu}), torch {torch.__version__} 1 thread, shared with other jobs"
 
 
-data = {s: load("her2st", section=s) for s in SECTIONS}
-top = ie.most_variable_genes([ie.expression_target(a) for a in data.values()], n=50)
-rows, summary = [], []
-for protocol, test in PLAN:
+summary_csv, per_gene_csv = out / f"{tag}_summary.csv", out / f"{tag}_per_gene.csv"
+summary = pd.read_csv(summary_csv).to_dict("records") if summary_csv.exists() else []
+done = {(r["protocol"], r["section"]) for r in summary}
+rows = []
+if per_gene_csv.exists():
+    old = pd.read_csv(per_gene_csv)
+    rows.append(old[[(p, s) in done for p, s in zip(old.protocol, old.section)]])
+todo = [pair for pair in PLAN if pair not in done]
+print(f"done already: {sorted(done)}; to do: {todo}", flush=True)
+
+data = {s: load("her2st", section=s) for s in SECTIONS} if todo else {}
+top = ie.most_variable_genes([ie.expression_target(a) for a in data.values()], n=50) if todo else []
+for protocol, test in todo:
     load_before, cpu, wall = os.getloadavg()[0], time.process_time(), time.perf_counter()
     store = {}
     table = hg.cross_validate(list(data.values()), protocol=protocol, test_sections=[test], seed=0, device="cpu",
@@ -52,7 +63,7 @@ for protocol, test in PLAN:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     model = next(iter(store["models"].values()))
     rows.append(table)
-    pd.concat(rows, ignore_index=True).to_csv(out / f"{tag}_per_gene.csv", index=False)
+    pd.concat(rows, ignore_index=True).to_csv(per_gene_csv, index=False)
     s = ie.summarise(table, top_genes=top).iloc[0].to_dict()
     summary.append({**s, "train_sections": " ".join(model.inputs["train_sections"]), "epochs": len(model.history),
                     "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),
@@ -60,7 +71,8 @@ for protocol, test in PLAN:
                     "prepare_wall_seconds": round(model.inputs["prepare_seconds"], 1),
                     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                     "load_at_start": round(load_before, 2), "load_at_end": round(os.getloadavg()[0], 2),
-                    "config": repr(fields) if fields else "default (CPU profile)", "machine": machine()})
-    pd.DataFrame(summary).to_csv(out / f"{tag}_summary.csv", index=False)
+                    "config": repr(fields) if fields else "default (CPU profile)", "machine": machine(),
+                    "date": time.strftime("%Y-%m-%d", time.gmtime())})
+    pd.DataFrame(summary).to_csv(summary_csv, index=False)
     print(f"{protocol} {test}: mean r {s['mean_pcc']:.4f} (median {s['median_pcc']:.4f}, top-50 {s['mean_pcc_top']:.4f}); "
           f"CPU {cpu:.0f} s, wall {wall:.0f} s, {summary[-1]['cpu_s_per_epoch']} CPU s/epoch", flush=True)
