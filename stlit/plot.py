@@ -20,10 +20,13 @@ from scipy.spatial import cKDTree
 from scipy.stats import pearsonr
 
 from .core import InputError, Key, check_obs_key, get_coordinates, get_rep, check_matrix, as_dense, spatial_library
+from . import _plot_tables
+from ._plot_tables import (  # page 08a, re-exported: every name stays stlit.plot.X
+    OURS_LABEL, PAPER_LABEL, SHORT_NAMES, results_table, table, training_history)
 
 # %% auto #0
-__all__ = ['PAPER_LABEL', 'OURS_LABEL', 'SHORT_NAMES', 'match_labels', 'domain_palette', 'tissue_image', 'spatial_domains',
-           'embedding_umap', 'paga', 'gene_maps', 'interaction_edges', 'results_table', 'table', 'training_history']
+__all__ = ['match_labels', 'domain_palette', 'tissue_image', 'spatial_domains', 'embedding_umap', 'paga', 'gene_maps',
+           'interaction_edges']
 
 # %% ../nbs/08_plot.ipynb #9a4ce9cc
 def _categories(values: pd.Series) -> list:
@@ -478,170 +481,5 @@ def interaction_edges(adata,
     _fit_spot_sizes([axis], [spot_points], xy, diameter)
     return axis
 
-# %% ../nbs/08_plot.ipynb #576c7f6a
-PAPER_LABEL = "paper (reported)"
-OURS_LABEL = "stlit (measured, this run)"
-
-def results_table(df: pd.DataFrame,
-                  ours_col: str,  # column of our measured numbers
-                  paper_col: str,  # column of the paper's reported numbers
-                  index: str | Sequence[str] | None = None,  # column(s) naming the rows (e.g. dataset, metric)
-                  difference: bool = True,  # add a 'difference (stlit − paper)' column
-                  higher_is_better: bool = True,
-                  precision: int = 3,
-                  caption: str | None = None,
-                  paper_label: str = PAPER_LABEL,
-                  ours_label: str = OURS_LABEL,
-                 ):
-    "A pandas Styler with the paper's reported numbers beside ours (labelled as such) and their difference."
-    for col in [ours_col, paper_col, *([index] if isinstance(index, str) else (index or []))]:
-        if col not in df.columns:
-            raise KeyError(f"column {col!r} is not in the table (columns: {list(df.columns)})")
-    table = df.set_index(index) if index is not None else df.copy()
-    table = table[[paper_col, ours_col]].apply(pd.to_numeric, errors="coerce")
-    table.columns = [paper_label, ours_label]
-    diff_label = "difference (stlit − paper)"
-    if difference:
-        table[diff_label] = table[ours_label] - table[paper_label]
-
-    def tint(values):
-        sign = np.sign(values) * (1 if higher_is_better else -1)
-        return ["" if not np.isfinite(s) or s == 0 else f"color: {'#1a7f37' if s > 0 else '#cf222e'}" for s in sign]
-
-    styler = table.style.format(precision=precision, na_rep="—")
-    if difference:
-        styler = styler.apply(tint, subset=[diff_label])
-    return styler.set_caption(caption) if caption else styler
-
-# %% ../nbs/08_plot.ipynb #283027b1
-SHORT_NAMES = {"ari": "ARI", "nmi": "NMI", "ami": "AMI", "fmi": "FMI", "hs": "HS", "acc": "ACC", "purity": "purity",
-               "seconds": "s", "davies_bouldin": "DB", "silhouette": "silhouette", "lambda1": "λ1", "lambda2": "λ2",
-               "lambda3": "λ3", "dim_specific": "dim"}
-_LONG_PREFIXES = (OURS_LABEL + " ", "stlit (measured) ", "measured ")
-
-def _short(name) -> str:
-    "A short header: known prefixes dropped, metric names as printed in the papers."
-    if isinstance(name, tuple):
-        return " ".join(_short(n) for n in name if str(n))
-    text = str(name)
-    for prefix in _LONG_PREFIXES:
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    if text.startswith(PAPER_LABEL + " "):
-        return f"{_short(text[len(PAPER_LABEL) + 1:])} (paper)"
-    return " ".join(SHORT_NAMES.get(w, w) for w in text.split(" "))
-
-def _as_dict(value):
-    "`value` as a dict if it is one or a `str(dict)` (as read back from a CSV), else None."
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value.startswith("{"):
-        import ast
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
-
-def table(df: pd.DataFrame,
-          paper: dict | None = None,  # measured column -> column of df with the paper's numbers, or the numbers
-          columns: Sequence[str] | None = None,  # columns to show, in order (default: all)
-          index: str | Sequence[str] | None = None,  # column(s) to use as the row labels
-          rename: dict | None = None,  # header overrides {column: header}, applied after shortening
-          precision: int = 3,
-          caption: str | None = None,
-          ):
-    "A results table for reading: 3 decimals, short headers, dict columns flattened, paper numbers in own columns."
-    if not isinstance(df, pd.DataFrame):
-        raise InputError(f"df must be a pandas DataFrame, got {type(df).__name__}: wrap it with pd.DataFrame(...)")
-    paper = dict(paper or {})
-    wanted = [*(columns or []), *paper, *[v for v in paper.values() if isinstance(v, str)],
-              *([index] if isinstance(index, str) else (index or []))]
-    missing = [c for c in dict.fromkeys(wanted) if c not in df.columns]
-    if missing:
-        raise KeyError(f"columns {missing} are not in the table (columns: {list(df.columns)})")
-    out = df.set_index(index) if index is not None else df.copy()
-    paper_cols = {v for v in paper.values() if isinstance(v, str)}
-    order = [c for c in (columns if columns is not None else out.columns) if c not in paper_cols and c in out.columns]
-    shown = {}
-    for col in order:
-        values = out[col]
-        dicts = values.map(_as_dict) if values.dtype == object else None
-        if dicts is not None and values.notna().any() and dicts[values.notna()].notna().all():
-            keys = list(dict.fromkeys(k for d in dicts.dropna() for k in d))
-            for k in keys:
-                shown[f"{_short(col)} {_short(str(k))}"] = dicts.map(lambda d, k=k: d.get(k) if isinstance(d, dict) else None)
-            continue
-        shown[_short(col)] = values
-        if col in paper:
-            ref = paper[col]
-            ref = out[ref] if isinstance(ref, str) else ref
-            shown[f"{_short(col)} (paper)"] = pd.Series(ref, index=out.index) if np.ndim(ref) else ref
-    result = pd.DataFrame(shown, index=out.index)
-    if rename:
-        result = result.rename(columns={(_short(k) if k in out.columns else k): v for k, v in rename.items()})
-
-    def formatter(values: pd.Series):
-        "One formatter per column: integers with thousands separators, floats to `precision` decimals."
-        numbers = pd.to_numeric(values, errors="coerce") if values.dtype != bool else values[:0]
-        finite = numbers[np.isfinite(numbers)] if len(numbers) else numbers
-        integral = len(finite) > 0 and bool((finite == finite.round()).all()) and values.notna().sum() == len(finite)
-
-        def fmt(value):
-            if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
-                return "—"
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                return str(value)
-            if integral:
-                return f"{int(value):,}"
-            if value != 0 and abs(value) < 0.5 * 10 ** -precision:
-                return f"{value:.{max(precision - 1, 1)}g}"  # 1e-05 stays readable instead of 0.000
-            return f"{value:.{precision}f}"
-        return fmt
-
-    if caption is None:
-        caption = ("Measured on this run" + ("; '(paper)' columns: the paper's reported numbers" if paper else "") + ".")
-    styler = result.style.format({c: formatter(result[c]) for c in result.columns}).set_caption(caption)
-    if result.index.name is None and pd.api.types.is_integer_dtype(result.index):  # row numbers say nothing
-        styler = styler.hide(axis="index")
-    return styler
-
-# %% ../nbs/08_plot.ipynb #6cab4579
-def training_history(history,  # FitResult, DataFrame, list of dicts or dict of lists with an 'epoch' column
-                     keys: Sequence[str] | None = None,  # loss columns to draw (default: all loss parts)
-                     eval_keys: Sequence[str] | None = None,  # metric columns for the right axis
-                     logy: bool = False,
-                     ax=None):
-    "Loss curves (left axis) and evaluation metrics (right axis) per epoch."
-    history = getattr(history, "history", history)
-    frame = history if isinstance(history, pd.DataFrame) else pd.DataFrame(history)
-    if frame.empty:
-        raise InputError("history is empty: train for at least one epoch")
-    attrs = getattr(history, "attrs", {}) or {}
-    eval_keys = list(eval_keys) if eval_keys is not None else list(attrs.get("eval_keys", []))
-    if keys is None:
-        keys = attrs.get("loss_keys") or [c for c in frame.columns if c not in {"epoch", "lr", "seconds", *eval_keys}
-                                          and pd.api.types.is_numeric_dtype(frame[c])]
-    missing = [k for k in [*keys, *eval_keys] if k not in frame.columns]
-    if missing:
-        raise KeyError(f"history has no columns {missing} (columns: {list(frame.columns)})")
-    x = frame["epoch"] if "epoch" in frame else pd.Series(np.arange(len(frame)))
-    axis = _axes(ax, 1, panel=6, aspect=0.65)[0]
-    for k in keys:
-        axis.plot(x, frame[k], label=k, lw=2 if k == "loss" else 1.2)
-    axis.set_xlabel("epoch"); axis.set_ylabel("loss")
-    if logy:
-        axis.set_yscale("log")
-    handles, labels = axis.get_legend_handles_labels()
-    if eval_keys:
-        twin = axis.twinx()
-        for i, k in enumerate(eval_keys):
-            ok = frame[k].notna()
-            twin.plot(x[ok], frame[k][ok], "o--", ms=3, color=f"C{len(keys) + i}", label=k)
-        twin.set_ylabel("metric")
-        more = twin.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    axis.legend(handles, labels, frameon=False)
-    axis.set_title("training history")
-    return axis
+# %% ../nbs/08_plot.ipynb #eb9f399a
+__all__ = [*globals().get("__all__", []), *_plot_tables.__all__]  # the names of page 08a too

@@ -20,6 +20,7 @@ from sklearn.neighbors import kneighbors_graph
 
 from stlit.core import InputError
 from stlit import plot as pl
+from stlit import _plot_tables
 
 
 def _grid_adata(seed=0, n_rows=12, n_cols=16, scalef=0.5, image=True, hexagonal=True):
@@ -336,3 +337,17 @@ def test_root_figure_without_get_figure_root():
         def get_figure(self):
             return ax.get_figure(root=False)
     assert pl._root_figure(OldAxes()) is fig
+
+
+# stlit.plot's public names before the tables and training curves moved to nbs/08a_plot_tables.ipynb (stlit._plot_tables)
+NAMES_BEFORE_SPLIT = ['PAPER_LABEL', 'OURS_LABEL', 'SHORT_NAMES', 'match_labels', 'domain_palette', 'tissue_image',
+                      'spatial_domains', 'embedding_umap', 'paga', 'gene_maps', 'interaction_edges', 'results_table',
+                      'table', 'training_history']
+
+
+def test_names_kept_after_split():
+    "Every public name of stlit.plot before the split is still there, in __all__ and `import *`, and moved names are the same objects."
+    star = {}
+    exec("from stlit.plot import *", star)
+    assert sorted(pl.__all__) == sorted(NAMES_BEFORE_SPLIT) and set(NAMES_BEFORE_SPLIT) <= set(star)
+    assert all(getattr(pl, n) is getattr(_plot_tables, n) is star[n] for n in _plot_tables.__all__)
