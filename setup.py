@@ -50,6 +50,9 @@ setuptools.setup(
     ],
     project_urls={"Source": cfg["git_url"], "Documentation": cfg["doc_host"] + cfg["doc_baseurl"]},
     scripts=[],
+    # Data files inside the package: the SHA-256 table of every registered dataset's files (stlit.data.fetch).
+    # package_data puts them in the wheel; MANIFEST.in lists them (and settings.ini, read above) for the sdist.
+    package_data={"stlit": ["fetch_checksums.csv"]},
     include_package_data=True,
     zip_safe=False,
     entry_points={"nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},

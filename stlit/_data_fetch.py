@@ -5,8 +5,10 @@
 # %% ../nbs/01c_data_fetch.ipynb #0a5442cd
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import importlib.resources
 import io
 import os
 import pickle
@@ -30,207 +32,16 @@ from .core import InputError, Key, data_dir, logger
 __all__ = ['FetchError', 'ChecksumError', 'fetch']
 
 # %% ../nbs/01c_data_fetch.ipynb #aeb0c294
-def _parse_checksums(text: str) -> dict:
-    "'<sha256|-> <converted sha256|-> <folder>/<file>' lines -> {path: (sha256 | None, converted_sha256 | None)}."
-    out = {}
-    for line in text.strip().splitlines():
-        a, b, path = line.split(maxsplit=2)
-        out[path] = (None if a == "-" else a, None if b == "-" else b)
-    return out
+def _read_checksums(text: str | None = None) -> dict:
+    "The checksum table (package data `stlit/fetch_checksums.csv`, or its `text`) -> {path: (sha256 | None, converted | None)}."
+    if text is None:
+        text = importlib.resources.files("stlit").joinpath("fetch_checksums.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or set(rows[0]) != {"path", "sha256", "converted_sha256"}:
+        raise ValueError("fetch_checksums.csv must have the columns path, sha256, converted_sha256 (reinstall stlit)")
+    return {r["path"]: (r["sha256"] or None, r["converted_sha256"] or None) for r in rows}
 
-_CHECKSUMS = _parse_checksums("""
-1389fcca7c7f518394830a7d25545572cc90ebff7f7a050d534352a8c84babb1 - cosmx_lung12_mini_giottodata/Lung12_tx_file.csv.gz
-0687639b2579e50e1cb59d08643bb7722e259811ad421d34bb9f2977e05ca75f - cosmx_lung12_mini_giottodata/Lung12_fov_positions_file.csv
-cab5dc584916f44095712a9728371c2f4236d05a434b3508122cf017f4d766cc - cosmx_lung12_mini_giottodata/CellComposite/CellComposite_F002.jpg
-c027338a7d48ac346e124f0e775b1a82f9622b0bb9c90388b32d449c14d01067 - cosmx_lung12_mini_giottodata/CellComposite/CellComposite_F003.jpg
-35ddac2d2010440b362f11da398b3d232eeb5e9fec098ae2b14c6fa130018c54 - cosmx_lung12_mini_giottodata/CellLabels/CellLabels_F002.tif.gz
-730721c62245116bfe6defecb2fa381288d0e89c0e553815ec1443ee072210b0 - cosmx_lung12_mini_giottodata/CellLabels/CellLabels_F003.tif.gz
-ea00a1d0ab39724db7454cd364055264061c7a531265fc7bc06b169062f746b4 - dlpfc_151510_500genes/dlpfc151510_500genes.h5ad
-- 83c0ef6403d1cf5a2659c05cfc912e5d666c1cb21348a4d5159cdeb3da5246cd dlpfc_151510_500genes/spatialLIBD_151510/metadata.tsv.gz
-1152698bac69bbdc1eaa5e83ef0565492b4709ccf64abe113f7ef266b735edb4 - dlpfc_151510_500genes/spatialLIBD_151510/spatial/tissue_positions_list.csv
-2845415140804270adafc55c01b531a82eb8706b9cff83fe55fb4220f6b922f3 - dlpfc_151510_500genes/spatialLIBD_151510/spatial/scalefactors_json.json
-f70846896e437afe83e7ff5fab8c24af3168e91b61125adf9c7151e78006bcf6 - dlpfc_151510_500genes/spatialLIBD_151510/spatial/tissue_lowres_image.png
-280dad9b0014e9d5f776617584f83868930dec6f53c63853b4e2f6a6d00863c7 - dlpfc_151673/dlpfc151673_5000genes.h5ad
-- c493ea23f588d6149e9c407d6484aa97e0afb99b84ea50aeb88b43768a596b49 dlpfc_151673/151673/metadata.tsv.gz
-cc01b0b38aacee35b73acd4c9b9b57f3b07e6ab919119a1d12c1bc80100371bf - dlpfc_151673/151673/spatial/tissue_positions_list.csv
-91c4beb9ca8145855a6a6df0a00eda6541931fc12d82d09cf8f01c9c15179dbc - dlpfc_151673/151673/spatial/scalefactors_json.json
-2ca692ceb00b205bd2f75182935a018753b08c63fbba7e142fd154db22547fcf - dlpfc_151673/151673/spatial/tissue_lowres_image.png
-d91035e5d8a9c4ce7865e4c61446deec1a7318602d41b3220e9fcb3ce7e41fe3 - her2st/ST-cnts/A1.tsv.gz
-1c84f44bfc0bce6d5647b78e4598e2456f769e29f72ca52911d5bc4be81e410c - her2st/ST-cnts/A2.tsv.gz
-dd0107ff76b643d7b72330c7bfe282e2b27eb7dd58b77680b0e6bcbeae95852f - her2st/ST-cnts/A3.tsv.gz
-3283ba1bf1550b26119966fe06a844d815e7fc73c493943b936dd3d933c4c331 - her2st/ST-cnts/A4.tsv.gz
-ff40c29d552391b3a4c4f37bb8c5cefce82e4dc64a277d4b80e2425405c59722 - her2st/ST-cnts/A5.tsv.gz
-65b4f4d25b1afab5b6556c7a6aab2b8910562d03b173cebcf568ab7190695aec - her2st/ST-cnts/A6.tsv.gz
-97b3abf2676c596ac7dd53829780005724cab62a6f676697516006481a443f74 - her2st/ST-cnts/B1.tsv.gz
-b43cef41e3164ffe4a3b43b6ed396f664d971451d3dc151dea4d91a09e84d95c - her2st/ST-cnts/B2.tsv.gz
-bd1fd03f33bdc14ca68a271525587d27b1e78323ea695413d274d6c388becf7a - her2st/ST-cnts/B3.tsv.gz
-e38231c2a38c9bc7e6d550eec0e527c1869ee0e525fc913e708d1323c34f5ebb - her2st/ST-cnts/B4.tsv.gz
-05bdd1ea4234f62d5223f94a96d37f2f87b48e95062251560cdd676f5514948a - her2st/ST-cnts/B5.tsv.gz
-bfb2b4e5d99b6021c43f546a3e773c32f4f13a4b461cdd1684d364f9fe550e2b - her2st/ST-cnts/B6.tsv.gz
-8383130eebf0f9f8186f006ed6b704149ba62303605a312a9080fa9901be9c20 - her2st/ST-cnts/C1.tsv.gz
-c1c59ea6cffae36b9ecb561b8e2a97e3aa5f4085f748e991a0e330ed9d09773d - her2st/ST-cnts/C2.tsv.gz
-e00c55a3eb9caac5d9c71b8906aae8be8b38f93e23938f4a0ebee17683ef6a2a - her2st/ST-cnts/C3.tsv.gz
-33201f76d41d7131dc600a0f87d9a70383af3503e81698b4d11e6f2e8d73e9da - her2st/ST-cnts/C4.tsv.gz
-c0f310315ca6110d74dbdf7011e5b42432ba0b8eb5f001824764911988f39338 - her2st/ST-cnts/C5.tsv.gz
-60478b0d2411501866685f41312c65c6591e499d64d5b719be8ee9bab25c9bc8 - her2st/ST-cnts/C6.tsv.gz
-8fe13d29763b3f6a9e85322dae97e05c4ca42b57cef4b1077c88b9b7b6a980ac - her2st/ST-cnts/D1.tsv.gz
-e63818ad8717b47ca949e082c1f28b9c807475b8d722a6f5c1acda7b618b5495 - her2st/ST-cnts/D2.tsv.gz
-0bdfa82f3a2f4c659757cbd9f9b5734f9faabc44c4ee72094bf2b8609c86e01f - her2st/ST-cnts/D3.tsv.gz
-4da2a65ffdd6ce52993e4f68b3730326c00ce9304cf8aebaf125efe9997fb898 - her2st/ST-cnts/D4.tsv.gz
-a1592e1742913cd37f2534153467752ded6eade730d5acdc227daad55c9e551f - her2st/ST-cnts/D5.tsv.gz
-3b9ab37e0cacf7956da1354c8c0ee2a7fc5e12be78ccb4d10578df36a6bf7271 - her2st/ST-cnts/D6.tsv.gz
-b2f572ea0a95d256cb172a9284e96b6d2ff236398d4934a992df85c96d11c4cc - her2st/ST-cnts/E1.tsv.gz
-a725a87e1a74ef0c096d421664dd9100bf973e5768c28acfa9c17abb63677a95 - her2st/ST-cnts/E2.tsv.gz
-8030d33e51c2831f7c758ed0374baa9f121d2e2dce6decd47228ff070c7f0ac4 - her2st/ST-cnts/E3.tsv.gz
-187aa13f204d514851d3674dfa09b4a8d7f2676f1d40d2ef63e9e368c7cf672a - her2st/ST-cnts/F1.tsv.gz
-7de4ca7c3ccb923f4d636b21a4639284c66da9d97a93e1ab6712b3c453229c04 - her2st/ST-cnts/F2.tsv.gz
-6b7eb2d7ff8c6a8826cfba304de2d3b87bb8e30f68d050b83007de9888546743 - her2st/ST-cnts/F3.tsv.gz
-396153436dfc39e199bdc01447b3f8929aef598d7064c0c24a33da00f54570ea - her2st/ST-cnts/G1.tsv.gz
-9d51a5ed85bdf60069dcf51beeffba4e90e35e8630ec3b707a2453ffdd608e3b - her2st/ST-cnts/G2.tsv.gz
-9fd3c8efb94239b567157860224a33417d798a65d3a28fb9982651795cb2259e - her2st/ST-cnts/G3.tsv.gz
-90b391782535f38c9ab20fe8b38f44ebbfdad2201075a677a198cbef12c29b07 - her2st/ST-cnts/H1.tsv.gz
-e839f271f2cde0ccf8f43f4358133f066be5d75d982839eba75abd7967486a34 - her2st/ST-cnts/H2.tsv.gz
-5771d4793f4e1377ed066f27cdbc703d3317c81b7dd5323a175d2227c7e3ae1d - her2st/ST-cnts/H3.tsv.gz
-e5f79223be2ea2aebb082c4759059ab7079b0132052d0944209048ac57788c5d - her2st/ST-spotfiles/A1_selection.tsv
-b21f48c8492ff1d71c0d0d396dbde64735ff8fa5419bcc6f5cffe60f68d7cb09 - her2st/ST-spotfiles/A2_selection.tsv
-09a5434745c4ce3c6859f3af00ea414a4b947685977e97f24595e77d1a0ff78e - her2st/ST-spotfiles/A3_selection.tsv
-d1e41fb1d50ea04b55743f3c67104bdde46e1aea6a086e6cfdaf5109da0d2e02 - her2st/ST-spotfiles/A4_selection.tsv
-1237571fecfa2809292eeb7c7ee6b7da220a516121b94a71802cbbc971dc0daa - her2st/ST-spotfiles/A5_selection.tsv
-d771bdc9dcb386cce0e628339c9ff94e5392fff191790b31aba4d73ff44b7554 - her2st/ST-spotfiles/A6_selection.tsv
-7ea9963677db80199db928d763b0b34ea1015fb7452e85ac7b21d42ee15c3875 - her2st/ST-spotfiles/B1_selection.tsv
-963e3f0b0e6eb17586788f2228dbd829ca7d13eb0211bf8b1a5685d3a33b8153 - her2st/ST-spotfiles/B2_selection.tsv
-23b07cc9e5142802915cefedb7a8259766b58544fa7a2ac3eda21feaa267b9c9 - her2st/ST-spotfiles/B3_selection.tsv
-192b46f3ca414c85753a01a4fb5760a697ca6c0a1aadb949c4687cc6efa9faa0 - her2st/ST-spotfiles/B4_selection.tsv
-dc206c6e6448e81ba55d01f16fa862d07f5f7087fe16772eab919355e43cd1a7 - her2st/ST-spotfiles/B5_selection.tsv
-63b90d6283071d2db43d5486eeba0e76091998e64fa8c4a95b4501086c8aff33 - her2st/ST-spotfiles/B6_selection.tsv
-9a5187c98d2c312064057d3bad192d4a19105b5135ff2b68f5e4547cade0954d - her2st/ST-spotfiles/C1_selection.tsv
-235b5f4306b3b57c628ffc82c98c7109602474fbcc79a917b9c50517f99b6b1c - her2st/ST-spotfiles/C2_selection.tsv
-7fd76c13370b7804ac3bb377b846d22485cf9223f9dd8dfc25be06e5aaf65755 - her2st/ST-spotfiles/C3_selection.tsv
-47e79f3b9dbfa3a8c18af9e948ba7ba4bf0a75ea1b4c292bc714ced7d0917d4c - her2st/ST-spotfiles/C4_selection.tsv
-2114cc3b4da759772112897f1e247d5443c9f8c808e6a9a952eb4fda379a194c - her2st/ST-spotfiles/C5_selection.tsv
-efdbbc6759c6af43baa966505c31705f09c087c1dccf1ea3e0d1db7b55717117 - her2st/ST-spotfiles/C6_selection.tsv
-7ba7843b52ddc2b147ee968fe9466a5d1fa0d884b51def292ce340d88da034eb - her2st/ST-spotfiles/D1_selection.tsv
-5e0cadc230094060d071124cfb5ab6223d3dbb56b6aa6c3e4f8f9c8f1e329fb5 - her2st/ST-spotfiles/D2_selection.tsv
-e820564d7720c1fbc9910f5440368a43a2b862d617a9c107582ddb706af61a3b - her2st/ST-spotfiles/D3_selection.tsv
-82e12ff5f14a9564fd0aa9755243e4412e6786fdb559210cef9c3c6ff35a05b0 - her2st/ST-spotfiles/D4_selection.tsv
-f19eebb34f6a031fe766715d7f97a7682e201f30097fd0fa15ebf8f34ff95853 - her2st/ST-spotfiles/D5_selection.tsv
-82d80015e0e789bbbfe2d6ea033da43207a1803666a0ec5b162db380b3cc1cb7 - her2st/ST-spotfiles/D6_selection.tsv
-a979c36f6310fff965c96f05ad290ca322d88e400b5aed2a1139fdd6f0e2da92 - her2st/ST-spotfiles/E1_selection.tsv
-1beeac4b7a45e432eb4d9c34460e7a2a3342f77e0bb6dcffae66ae31b1584444 - her2st/ST-spotfiles/E2_selection.tsv
-f0fe37cfb98e3757587d0d43d45fc734b3627d336ccab4da179548b86c5c1d9c - her2st/ST-spotfiles/E3_selection.tsv
-cf479a5812c317541c7f7d6a4ebf1bfd93b0a1ab3eef35a8da15b9e76164f2f4 - her2st/ST-spotfiles/F1_selection.tsv
-3a9149a67b05971dfb27edb2261d9ffd2443543021356b0d46f26d8237c1a20d - her2st/ST-spotfiles/F2_selection.tsv
-106ba9b275b29fd745116b8961a1a0bb39ec41d9d0433932d6b129f98a46c093 - her2st/ST-spotfiles/F3_selection.tsv
-0e2f630e09a7c0e1869918c0c9afebcff36b86006a6809533fb09405c831a01d - her2st/ST-spotfiles/G1_selection.tsv
-abae30bb6f434cb2aae34b8ef56da6b613c840d48c49279d55f4600ad496245c - her2st/ST-spotfiles/G2_selection.tsv
-6f258aa6b4d432d29f0b7ba4a9be64ac7e58fbc430523a41e4eb5bdf13127272 - her2st/ST-spotfiles/G3_selection.tsv
-fc9cc5bad3a1e26e48f435696259df38b500042a9565486c15fd37ab7d8f9ed6 - her2st/ST-spotfiles/H1_selection.tsv
-c38d3ade8b5674633097b23a66a554831193cee48ba54a7d7418291a9f5533f9 - her2st/ST-spotfiles/H2_selection.tsv
-430da6f95105eb660f4e8b9b688d44d0d28b3ff66fee3e201cc160ee5739a28c - her2st/ST-spotfiles/H3_selection.tsv
-23a0a68dccd54a8397ea4066994edb7110e88373d5b3bc6e35254dda9253fa5f - her2st/ST-pat-lbl/A1_labeled_coordinates.tsv
-f7050caa71c47a4c95fcca2a7f29560d387310877b1c9e4a54f841059db837ee - her2st/ST-pat-lbl/B1_labeled_coordinates.tsv
-41b6e1bbb1031480d969e725e739971cb39dbdb6e2b6d662d585bebacf093040 - her2st/ST-pat-lbl/C1_labeled_coordinates.tsv
-c8bf26103d1aac42611d9c85ba3db9c596b9a80ec045ca9b246b8d14d8b3c20f - her2st/ST-pat-lbl/D1_labeled_coordinates.tsv
-29db60fe5b306bb982fbd2bbdd1f9c60eedf90c6ac1d56bedd3c18ed5a369829 - her2st/ST-pat-lbl/E1_labeled_coordinates.tsv
-3b59970f0c6ba09d8e0fc9286ace2a295bf06d36c59684162b7a8aca0e021ec5 - her2st/ST-pat-lbl/F1_labeled_coordinates.tsv
-8466275647ad125569ee94d099cc7b78c15028968ba1dd267a85a81c001a16ff - her2st/ST-pat-lbl/G2_labeled_coordinates.tsv
-b65cbc99ed7a01281bc2eb87be87b902312e47ca91bc1f00ff351489b78434c3 - her2st/ST-pat-lbl/H1_labeled_coordinates.tsv
-36fa0cdccfd07ca4f77940481f893a6a8b92762bc27abd891cc246fdf2beece1 - her2st/ST-pat-lbl/J1_labeled_coordinates.tsv
-c23fcfc84336e7ae625ab74976721c26051451d5345bd2e248b440033fa87542 - her2st/ST-cluster-lbl/A1-cluster-annotation.tsv.gz
-e7928288a7e5bcda18a840e0f14e362c27b221c293d39a9944f4b79c2b9e625f - her2st/ST-cluster-lbl/A2-cluster-annotation.tsv.gz
-eaec3805a02f7b31f3069f13a24b79c2dbc7477b2b9303ef86eac78cdceeb1e7 - her2st/ST-cluster-lbl/A3-cluster-annotation.tsv.gz
-a185e6b0c657a032de9c30e03208a7bd95091468c84879f8de97493b587d67bc - her2st/ST-cluster-lbl/A4-cluster-annotation.tsv.gz
-29b296c0ddbc8dd4ff2e13598312b56e8d4d72634be18d1b05497d7b7dbf9b9b - her2st/ST-cluster-lbl/A5-cluster-annotation.tsv.gz
-00605aa488dfd253586c53d4e4a8b6b56be0afafd1db6a41c3c76ca8ca672310 - her2st/ST-cluster-lbl/A6-cluster-annotation.tsv.gz
-71d3c56a05a5cb6bd95a3ea195a733c846bd731e02023acd5f05e78099b2dece - her2st/ST-cluster-lbl/B1-cluster-annotation.tsv.gz
-a7821bfdec7b063c95ce7d6ca913de4afd013e5e69c30f57dcaa582f530501e3 - her2st/ST-cluster-lbl/B2-cluster-annotation.tsv.gz
-d21470133a2562ea9c4a7286b007a2c198e00157b07678e450379599c4060c48 - her2st/ST-cluster-lbl/B3-cluster-annotation.tsv.gz
-ea7ce6d9630921a9b0d03178988192b7c71baec19eb183ebdfdb991e47d690e4 - her2st/ST-cluster-lbl/B4-cluster-annotation.tsv.gz
-8b4a921f25b0a015616bad6e616f87f30bcd6b611f06b64856f70b2ee39c0fd8 - her2st/ST-cluster-lbl/B5-cluster-annotation.tsv.gz
-e3002547775268f2cad425c2b509a2f40fc3758982f2c5f282c9c0a835a12951 - her2st/ST-cluster-lbl/B6-cluster-annotation.tsv.gz
-2dbf0013511f79993a05a3b92fc1f4e4b374d8b498637aac52c9309058447e8e - her2st/ST-cluster-lbl/C1-cluster-annotation.tsv.gz
-3211500325b1be1cd2be7480f2b094a48647fc25df4d8fe6afb8c48c15650ece - her2st/ST-cluster-lbl/C2-cluster-annotation.tsv.gz
-a1522a14855bc2022ccbb9ea9cbae59837cbcd310bc4c02727ae6bfa37e6d369 - her2st/ST-cluster-lbl/C3-cluster-annotation.tsv.gz
-a5cc7a3a40983a21ea8400145c80a7dc5b13e7468b987ec0610f4c2123978c71 - her2st/ST-cluster-lbl/C4-cluster-annotation.tsv.gz
-5929e9183e09717891fce94a71ec94551a86d5267ebb085067ac1d71894bc4ea - her2st/ST-cluster-lbl/C5-cluster-annotation.tsv.gz
-bc1234a7a05073a65017f7c0c101547ae2d3c9aa37b895a27dafd9c33842f9d2 - her2st/ST-cluster-lbl/C6-cluster-annotation.tsv.gz
-2513cee4dd94cb9ab17b925b6b116c3175810516ac19e9d78e4e0dd166a1af27 - her2st/ST-cluster-lbl/D1-cluster-annotation.tsv.gz
-fa6de4b8729226023e1b673fb2243653e8f2ab92722d7504e8555e164d83024f - her2st/ST-cluster-lbl/D2-cluster-annotation.tsv.gz
-0dcd37f7953554cb35d28346e0e0785fb6d3a12e218a616ce9b3c029e4ebf4e7 - her2st/ST-cluster-lbl/D3-cluster-annotation.tsv.gz
-2d010ca473337f207804783be71d83a4e5b4c1a926a1def835a53c0cc30b4e15 - her2st/ST-cluster-lbl/D4-cluster-annotation.tsv.gz
-aa7850dca31e4b5a7aef458f7b50522c520658368ab0782494958f8e6394351d - her2st/ST-cluster-lbl/D5-cluster-annotation.tsv.gz
-faa63337f64a43f3b753a772866860ebae1a788ae517d2f63492374d7099cbaf - her2st/ST-cluster-lbl/D6-cluster-annotation.tsv.gz
-371084ef050027841967b4492538da30f3f64361698d36d64453a1ca8f3df870 - her2st/ST-cluster-lbl/E1-cluster-annotation.tsv.gz
-a46be3c0c443e62493cf6725b4ffae2b80ee89c86e7cf43cc4cd8387015952e5 - her2st/ST-cluster-lbl/E2-cluster-annotation.tsv.gz
-66439488b7b640a0f8ae28c90644b4a7fcec1668eb5d3bcd6a34b43bb6cee6f7 - her2st/ST-cluster-lbl/E3-cluster-annotation.tsv.gz
-e1ae89cc92933343daa4b4fa048d3e8cddbdd5087525b8e13c29f0a0a9b079d2 - her2st/ST-cluster-lbl/F1-cluster-annotation.tsv.gz
-1c09faa56241fe89d2aaa84a65d4ec9fd9fc1614c66a9b9d3be7afe9db66e0d2 - her2st/ST-cluster-lbl/F2-cluster-annotation.tsv.gz
-13b8e8bd72af0e81ba99177a9ce17037d0624627c5d04fd911fe3734d3ab4e93 - her2st/ST-cluster-lbl/F3-cluster-annotation.tsv.gz
-6531fb39eab8fb839a3439b391d53dfe48013e74e302d0436d597954ba1d55e3 - her2st/ST-cluster-lbl/G1-cluster-annotation.tsv.gz
-4b0b74437fb8947de8aa6eadc0c1333b37fed528c245f9fb7213e9bd80f959a6 - her2st/ST-cluster-lbl/G2-cluster-annotation.tsv.gz
-1a03122b5df36ca795165f98ab1c647f43396de14252d6bcc8b0c2c416d2fb67 - her2st/ST-cluster-lbl/G3-cluster-annotation.tsv.gz
-d01d7b91ca14e956ceee6dd893a2f2fab130c36d826a58e2ae171bd5cd3c1c68 - her2st/ST-cluster-lbl/H1-cluster-annotation.tsv.gz
-45abf53bbb296c78b326699d1e5660a88944868f0c38d1c3b5361299bebb3937 - her2st/ST-cluster-lbl/H2-cluster-annotation.tsv.gz
-a95f53d90111c6bdca480aaa2f459092a645d2a086e85a7fa8e2ae1f0a697a1b - her2st/ST-cluster-lbl/H3-cluster-annotation.tsv.gz
-3cb165614ce2a13426381e450220dccac980cc9bda6a90fb041c28ca0e2c753d - her2st/ST-imgs/B4_BT10737_D2_HE.jpg
-26e2f73ae840cdd46c5bba405aae181f13a56a376b9848dff23f7a9c5de7f19e - her2st/ST-imgs/C2_5714_HE_BT_C2.jpg
-0005a92674014d473040a28f0afca89ce5fa5c44019b479b638ceb3272ceb568 - her2st/ST-imgs/C3_5714_HE_BT_D1.jpg
-f40607eb1d5f0d125decd71c48b0c5d29cf6776ad92297fd185631208c82d6f2 - her2st/ST-imgs/C4_5714_HE_BT_D2.jpg
-34028ea41e376396b50c42b0a11a7e689c85be4a8022e668d0a09cc128c04c65 - her2st/ST-imgs/C5_5714_HE_BT_E1.jpg
-dddd87232589648861a9b6776dc1749be8306213f6589aeef0e805fb2b1ee263 - her2st/ST-imgs/C6_5714_HE_BT_E2.jpg
-e3836547df4772907bb537e53f41794fe4e603e9a6c99c1f6e91ef4342b95a6d - her2st/app-imgs/A1_HE_image_dark.png
-f37416252956df8f2ff088b4213f37e23d0522c05ef0943eeaede2be50675a73 - her2st/app-imgs/A2_HE_image_dark.png
-c3492478d462c72796a2f9603302af8e0b34cb884cd55cbd864c193001c9402b - her2st/HGGEP_gene_lists/her_hvg_cut_1000.npy
-126e6bdc55966c2c0289e0727d4afdd1983ed3e985ca99b02f9bba3bc59765a9 - her2st/HGGEP_gene_lists/skin_hvg_cut_1000.npy
-7fc05c8c242a5270cdfe33c4fe01356874d456fa677e1ea3c2d0f6fe7399ebe7 - her2st/HGGEP_reference_results/HGGEP_her2.npy
-027b3af762e60b09a0e38bb3e7c0687b1b916723c208494c15ef1a24dc14d4f2 - her2st/HGGEP_reference_results/HGGEP_CSCC.npy
-fb4028e3cfea7073b4531f5c5c7b903f69128aaa4215834c0988429e2001e11b 8bfb86da81206cc4c1d8ab15a0086e9fc6cd38a7206450a427e4e77bfb32731c lr_database/commot_cellchat/CellChatDB.ligrec.human.csv
-fb4028e3cfea7073b4531f5c5c7b903f69128aaa4215834c0988429e2001e11b 851c7ac12f4b2ba355eb991cda76646bf215fcab6e3819f7453bce2d3bc77673 lr_database/commot_cellchat/CellChatDB.ligrec.mouse.csv
-fb4028e3cfea7073b4531f5c5c7b903f69128aaa4215834c0988429e2001e11b affccb4d2699b7e672d2913458b190d5e05908cd67f6a2a5036ce16744ccb934 lr_database/commot_cellphonedb_v4/CellPhoneDBv4.0.human.csv
-fb4028e3cfea7073b4531f5c5c7b903f69128aaa4215834c0988429e2001e11b c66753d44e51cd8d04ee92e61531041691a3c114d442506843ccd485250d3d8f lr_database/commot_cellphonedb_v4/CellPhoneDBv4.0.mouse.csv
-045be4a0028b9adc886d5bb94da9c4c247758ec773c7e1df0c3ae2b70508d7af 9714a2b0fcda0a8a3fc1c686a169af737b8d3f06c41a8931f4e5b8feaaba83b0 lr_database/celltalkdb/human_lr_pair.tsv
-0114cd350ee10a0856c59f03d7d95c5a8a544f318f223e9f0b953d45f85a0d6d 59ae71181916cbeadbae2c1d76942d653fc387a48c85f58d4490f07a61782507 lr_database/celltalkdb/mouse_lr_pair.tsv
-- 324e63c645254d6c3f951ac3b354b9877952d80658d73953dbe1bff5169b112c lr_database/ji2020_cscc_ramilowski/ligand_receptor_list.csv
-f20155b1a0f862da1b7162f07659a37d92513f8ac8eb0344128972498b42f2fc - m2st_preprocessed/visium_breast_cancer_A1/features.npy
-8c15d3f1b46e383d5e1bb400378bdc17e8697590c1e1503828497102d240b546 - m2st_preprocessed/visium_breast_cancer_A1/labels.npy
-bd31d9b9aa6e4a8e2bd3f7eac20d93cb14b25ee5f393f3224a3f462592097a64 - m2st_preprocessed/visium_breast_cancer_A1/coordinates.npy
-1f27910047fee141a54069a2563b3d91e90f900602b735d0174a837741f56ec4 - m2st_preprocessed/visium_breast_cancer_A1/types_dic.txt
-- c36a498ce6609d2110798fa86743af1a4a9d191e409584ddb87463bb53f957c1 m2st_preprocessed/visium_breast_cancer_A1/adjacency.npz
-1fd4f3da139562b39ed6319e51f3ab347acfa5d1e266ef7116c1007cf8ea7be2 - m2st_preprocessed/dlpfc_151672/labels.npy
-c5a7899fe253e3208e4a81c88edfe8c714f41b60d54b6d4988332c45267f2b18 - m2st_preprocessed/dlpfc_151672/coordinates.npy
-- 6333bc5619df0dbbd3c74f79c9b30c9f5e8a7b608653e6ce09ac7ba36ef12963 m2st_preprocessed/dlpfc_151672/adjacency.npz
-df83d5a555c59ebff4e8de5166eca7bbc037f58004e1e3100c1500ad925db7bc - m2st_preprocessed/reference_results/151672_results.mat
-1551ab4e947b69c402c5d0a9c6bb41bf70da02bbaf7f84bb26d6ca07af799406 - m2st_preprocessed/reference_results/HN_results.mat
-f1c893d045420216cf167697145213a4029fc2169aee8670312f179c5e72ceb0 - m2st_preprocessed/reference_results/STARmap_results.mat
-47988af7f2b4784017b09ad3bd37ebaed6bcd78633d2f65fea0cf5b17e380c2d - m2st_preprocessed/reference_results/V1_Breast_Cancer_Block_A_Section_1_results.mat
-7f85afd0ebbe7fba810e0745302a30a1469bfaf0fcd25fac38081cb901fdffcd - m2st_preprocessed/reference_results/mouse_hippocampus_results.mat
-18f92d1c54ec670f7de5059a8d90d8eae11139a186b47703250fbf339d52c997 - m2st_preprocessed/starmap_1207/features.npy
-8fc358c220578905f6a1214f7dd127f9e7e48ff5dd22caa528b9d96d89a27e61 - m2st_preprocessed/starmap_1207/labels.npy
-- ae63a55b7880c48692a7e6148365ee42c0edc949d7968628e3cc8f2067d498e9 m2st_preprocessed/starmap_1207/adjacency.npz
-b28bccb7a1cfe157d9e2a7cc7faa4dafe6d6f32988862fe15ac2e20a1d8c047c - m2st_preprocessed/starmap_1207/STARmap_truth.txt
-2617a09696064280a335d485a7705b32de9871802b63356a9082987f5e31f12c - m2st_preprocessed/starmap_1207/STARmap_embded.mat
-83ae51c26f759477d95a1f360f6f529cf42c72276a7d31eebe773edb77fc8827 - m2st_preprocessed/starmap_1207/coordinates.npy
-8b8fc3a4d6ae9e6aa97131c2ed837166cd6821a24f0f11991c9900dba684a8aa - deeplinc_merfish/coord.csv
-46dcb38ec980b471e7e14371f60dc02018e384099880796d08bd46f804ea312a - merfish_hypothalamus_moffitt/merfish_hypothalamus_animal1_161genes.h5ad
-- 3a92dc0c295d6a4ce1d31a890726da72aef83fdd1e89566afd284e724d1b68a1 osmfish_sscortex/osmFISH_prep_expression.txt.gz
-- 21f162455b2e01848ca95a59f5059b878b281a6203da6bc226b6e839210ca2b9 osmfish_sscortex/osmFISH_prep_cell_coordinates.txt.gz
-- 85186e36c2049c1e9f2fe6984feaa10ade55dca697433064a8026d4d75e89317 osmfish_sscortex/osmFISH_prep_cell_metadata.txt.gz
-9137632e10bc6de29134154a075934ae9e279cf089e6bb171ba3d5441136f90c - deeplinc_seqfish/seqfish_visualcortex_banksy_domains.h5ad
-4181eb80c219fe8f27d3074fca6d9f7674a5d534f7d4342209cb96823d97542d - deeplinc_seqfish/counts.csv
-3e8aeb932ba561342437cdf2495b1bf684af69110e170be232a6be14dcbb0371 - deeplinc_seqfish/coord.csv
-9ab5f1aa010df63d5e4be28cfa6a78fceead27d73e344574101d7d76bd2f0206 - deeplinc_seqfish/cell_type_1.csv
-9137632e10bc6de29134154a075934ae9e279cf089e6bb171ba3d5441136f90c 5163d4923714acf474411876d79ad57ee64c85f5bc791418abc45beac49d4ff8 deeplinc_seqfish/seqfish_domains_banksy.csv
-63b51c1b45459a722c37efc84e3522c97be59bef104ae6a215f64dd3bc51ea04 - deeplinc_seqfish/derived_TENET/celllevel_adjacencylist_knn5.npy
-04205b08f2c75a0aeb4534627e096a4c6ba15d54bb21b4cd340d3eba94aaf57f - deeplinc_seqfish/derived_TENET/celllevel_edgelist_knn5.npy
-f3adaef9105e0e68e3bc71ab11ed08e9b74a94f0abb25a3ba9a2f4704cf2ba5d - starmap_mpfc_166g/starmap_mpfc_20180417_BZ5_control.h5ad
-f3adaef9105e0e68e3bc71ab11ed08e9b74a94f0abb25a3ba9a2f4704cf2ba5d - starmap_mpfc_166g/starmap_mpfc_20180419_BZ9_control.h5ad
-f3adaef9105e0e68e3bc71ab11ed08e9b74a94f0abb25a3ba9a2f4704cf2ba5d - starmap_mpfc_166g/starmap_mpfc_20180424_BZ14_control.h5ad
-b0eee95410960469125a9c5cbead77c4b89e775f247f313b35077dee0c166ab1 - starmap_visual_cortex_1020g/starmap_visualcortex_1549cells_1020genes.h5ad
-90aec08305574d0081e9b4705cd85f2ad4958e760f5d5a579bba35bfc469e91a - visium_breast_cancer_A1_meta/metadata.tsv
-284f439570700a566512e469cddfb1bc59ac135b523a74c806a4fb59d41c2547 - visium_breast_cancer_A1_meta/spatial/tissue_positions_list.csv
-e0c079e051357928f76f98d8de0c92e6b85e33e6b1c794f13cdee3384494bcff - visium_breast_cancer_A1_meta/spatial/scalefactors_json.json
-e24b3e0c823838cce2deb6933dbd2e0632de86d29b4cd6c4dc22051c71adb816 - visium_breast_cancer_A1_meta/spatial/tissue_lowres_image.png
-""")
+_CHECKSUMS = _read_checksums()
 
 # %% ../nbs/01c_data_fetch.ipynb #0d5c3e18
 class FetchError(ConnectionError):

@@ -26,7 +26,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,8 @@ stlit.graph.spatial_neighbors(adata, k=6)
 leiden = stlit.cluster.leiden(adata.obsp["spatial_connectivities"], seed=0)  # igraph + leidenalg
 labels = stlit.cluster.kmeans(adata.obsm["X_pca"], adata.obs["truth"].nunique(), seed=0)
 scores = stlit.metrics.cluster_scores(adata.obs["truth"], labels)
-print(json.dumps({"stlit": stlit.__file__, "torch": torch.__version__, "numpy": np.__version__,
+sums = stlit.data.info("dlpfc_151673").checksums()  # the SHA-256 table: package data read from the installed wheel
+print(json.dumps({"hashed_files": int(sums["sha256"].notna().sum()), "stlit": stlit.__file__, "torch": torch.__version__, "numpy": np.__version__,
                   "scanpy": scanpy.__version__, "ari": scores["ari"], "n_leiden": int(len(set(leiden)))}))
 """
 
@@ -116,6 +119,18 @@ def _torch_wheel(version: str) -> Path | None:
     return None
 
 
+PACKAGE_DATA = ["stlit/fetch_checksums.csv"]  # data files the code reads with importlib.resources
+
+
+def _copy_sources(dst: Path) -> Path:
+    "What a build needs, copied out of the checkout (so it gets no build/ or egg-info folder)."
+    dst.mkdir(parents=True)
+    for name in ("setup.py", "settings.ini", "README.md", "pyproject.toml", "MANIFEST.in", "constraints.txt"):
+        shutil.copy2(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "stlit", dst / "stlit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst
+
+
 def _run(cmd, timings: dict, label: str, **kw) -> subprocess.CompletedProcess:
     t0 = time.perf_counter()
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
@@ -149,11 +164,7 @@ def fresh_env(tmp_path_factory):
     timings, env = {}, _env()
     t_start = time.perf_counter()
     # 1. the wheel, built from a copy of the sources so the checkout gets no build/ folder
-    src = tmp / "src"
-    src.mkdir()
-    for name in ("setup.py", "settings.ini", "README.md", "pyproject.toml"):
-        shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "stlit", src / "stlit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    src = _copy_sources(tmp / "src")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", src],
          timings, "build wheel", env=env)
     (wheel,) = (tmp / "dist").glob("stlit-*.whl")
@@ -186,6 +197,8 @@ def test_wheel_leaves_the_preinstalled_stack_alone(fresh_env):
     assert not changed, f"installing the wheel changed pre-installed packages (before, after): {changed}"
     added = sorted(set(after) - set(before))
     assert added == ["stlit"], f"the wheel pulled in more than itself: {added}"
+    with zipfile.ZipFile(fresh_env["wheel_path"]) as whl:
+        assert set(PACKAGE_DATA) <= set(whl.namelist()), f"the wheel lacks package data {PACKAGE_DATA}"
     assert not any(n.startswith("nvidia-") or n == "torchvision" for n in after), "a CUDA/torchvision download crept in"
     sys.stderr.write(f"\n[packaging] pre-installed {json.dumps({n: before[n] for n in bounds})}\n"
                      f"[packaging] after `pip install {fresh_env['wheel']}`: unchanged ({len(before)} packages), "
@@ -207,7 +220,8 @@ def test_fast_tests_pass_against_the_installed_wheel(fresh_env):
     smoke = json.loads(_run([py, "-c", SMOKE], timings, "smoke", cwd=work, env=env).stdout.strip().splitlines()[-1])
     assert Path(smoke["stlit"]).is_relative_to(tmp / "venv"), f"imported {smoke['stlit']}, not the installed wheel"
     assert smoke["torch"].split("+")[0] == fresh_env["bounds"]["torch"] and smoke["numpy"] == fresh_env["bounds"]["numpy"]
-    assert smoke["n_leiden"] >= 2 and smoke["ari"] > 0.3, smoke  # the toy's layers found from expression, not noise
+    assert smoke["n_leiden"] >= 2 and smoke["ari"] > 0.3, smoke
+    assert smoke["hashed_files"] > 0, smoke  # stlit/fetch_checksums.csv was found inside the installed package  # the toy's layers found from expression, not noise
     deselect = [arg for d in DESELECT for arg in ("--deselect", d)]
     t0 = time.perf_counter()
     proc = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *FAST_TESTS, *deselect],
@@ -219,6 +233,25 @@ def test_fast_tests_pass_against_the_installed_wheel(fresh_env):
     assert passed >= 10, summary
     sys.stderr.write(f"\n[packaging] smoke: {json.dumps(smoke)}\n[packaging] fast tests in the fresh venv: {summary}\n"
                      f"[packaging] timings (s): {json.dumps(timings)}\n")
+
+
+@pytest.mark.packaging
+def test_sdist_ships_settings_and_package_data(tmp_path):
+    "The sdist holds what setup.py reads (settings.ini, README.md) and the package data; a wheel built from it too."
+    timings, env = {}, _env()
+    src = _copy_sources(tmp_path / "src")
+    _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", tmp_path / "sdist", src], timings, "sdist", env=env)
+    (sdist,) = (tmp_path / "sdist").glob("stlit-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        members = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    missing = {"setup.py", "settings.ini", "README.md", *PACKAGE_DATA} - members
+    assert not missing, f"the sdist lacks {sorted(missing)} (MANIFEST.in)"
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "wheel", sdist],
+         timings, "wheel from sdist", env=env)
+    (wheel,) = (tmp_path / "wheel").glob("stlit-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        assert set(PACKAGE_DATA) <= set(whl.namelist()), f"a wheel built from the sdist lacks {PACKAGE_DATA}"
+    sys.stderr.write(f"\n[packaging] sdist {sdist.name}: {len(members)} files incl. {PACKAGE_DATA}; timings (s): {json.dumps(timings)}\n")
 
 
 FAKE_COLAB = "import sys, types\nsys.modules.setdefault('google.colab', types.ModuleType('google.colab'))  # fake Colab\n"
