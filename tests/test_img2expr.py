@@ -24,6 +24,28 @@ def toys():
             for s, n in enumerate(["A1", "A2", "B1", "B2"])]
 
 
+# stlit.img2expr's public names before the learnt baselines moved to nbs/11c_img2expr_models.ipynb (stlit._img2expr_models)
+NAMES_BEFORE_SPLIT = ['Baseline', 'ColourRidge', 'Fold', 'HESTRidge', 'HESTRidgeVal', 'HGGEP_HER2_FOLDS', 'HGGEP_LOG_BASE',
+                      'HGGEP_TARGET_SUM', 'HISTOGENE_PROFILES', 'HisToGene', 'HisToGeneNet', 'METHODS', 'PROTOCOLS',
+                      'STNET_PROFILES', 'STNet', 'SectionData', 'backbone_features', 'expression_counts',
+                      'expression_target', 'folds', 'grid_positions', 'hggep_reference_table', 'library_size_factors',
+                      'most_variable_genes', 'patient_of', 'pcc_per_gene', 'pcc_table', 'prepare', 'resolve_genes',
+                      'run_baselines', 'section_name', 'summarise']
+
+
+def test_names_kept_after_split():
+    "Every public name of stlit.img2expr before the split is still there, is the same object, and is in __all__."
+    from stlit import _img2expr_models
+    assert sorted(ie.__all__) == sorted(NAMES_BEFORE_SPLIT)
+    assert _img2expr_models.__all__ and set(_img2expr_models.__all__) <= set(NAMES_BEFORE_SPLIT)
+    for name in _img2expr_models.__all__:
+        assert getattr(ie, name) is getattr(_img2expr_models, name)
+    assert ie.METHODS["stnet"] is _img2expr_models.STNet and issubclass(ie.HisToGene, ie.Baseline)
+    ns = {}
+    exec("from stlit.img2expr import *", ns)
+    assert set(NAMES_BEFORE_SPLIT) <= set(ns)
+
+
 def test_expression_target_is_scprep_normalisation():
     a = _toy(0, "A1")
     genes = list(a.var_names[5:25])
