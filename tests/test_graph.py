@@ -173,3 +173,25 @@ def test_smooth_knn_sigma_matches_umap(seqfish):
     sig_umap, rho_umap = umap_.smooth_knn_dist(with_self, float(k + 1))
     np.testing.assert_allclose(rho_umap, rho, rtol=1e-5)
     np.testing.assert_allclose(ours, sig_umap, rtol=1e-3)
+
+
+# stlit.graph's public names before MAGNET's views, SNF and the hypergraphs moved to nbs/03a_graph_fusion.ipynb
+NAMES_BEFORE_SPLIT = ['symmetrize', 'remove_self_loops', 'binarize', 'normalize_adjacency', 'knn_search', 'spatial_knn',
+                      'spatial_radius', 'visium_rings', 'grid_rings', 'spatial_neighbors', 'heat_kernel',
+                      'adaptive_gaussian_knn', 'smooth_knn_sigma', 'fuzzy_knn', 'top_k_per_row', 'LRGraph',
+                      'lr_pairs_in_panel', 'lr_pair_index', 'lr_graph', 'snf_affinity', 'snf', 'average_fusion',
+                      'knn_hyperedges', 'hypergraph_incidence', 'edge_index', 'to_pyg', 'from_edge_index']
+
+
+def test_graph_names_kept_after_split():
+    "stlit.graph still has every public name (in __all__ and `import *`), the moved ones the same objects; snf's signature."
+    import inspect
+    import stlit.graph as graph
+    from stlit import _graph_fusion
+    namespace = {}
+    exec("from stlit.graph import *", namespace)
+    lost = [n for n in NAMES_BEFORE_SPLIT if n not in graph.__all__ or namespace.get(n) is not getattr(graph, n, None)]
+    assert not lost and len(graph.__all__) == len(NAMES_BEFORE_SPLIT), (lost, graph.__all__)
+    assert {n: getattr(graph, n) for n in _graph_fusion.__all__} == {n: getattr(_graph_fusion, n) for n in _graph_fusion.__all__}
+    assert str(inspect.signature(graph.snf)) == ("(affinities, K: 'int' = 20, t: 'int' = 20, alpha: 'float' = 1.0, "
+                                                 "dense: 'bool | None' = None, max_dense: 'int' = 10000)")
