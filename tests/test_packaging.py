@@ -53,8 +53,14 @@ stlit.graph.spatial_neighbors(adata, k=6)
 leiden = stlit.cluster.leiden(adata.obsp["spatial_connectivities"], seed=0)  # igraph + leidenalg
 labels = stlit.cluster.kmeans(adata.obsm["X_pca"], adata.obs["truth"].nunique(), seed=0)
 scores = stlit.metrics.cluster_scores(adata.obs["truth"], labels)
+# a core baseline: seurat_v3 HVGs (scanpy reads scikit-misc's loess), then smoothed PCA + GMM
+import importlib.metadata
+toy = stlit.data.toy_visium()
+stlit.baselines.run("smoothed_pca_gmm", toy, toy.obs["truth"].nunique(), seed=0)
+baseline = stlit.metrics.cluster_scores(toy.obs["truth"], toy.obs["smoothed_pca_gmm"])
 sums = stlit.data.info("dlpfc_151673").checksums()  # the SHA-256 table: package data read from the installed wheel
-print(json.dumps({"hashed_files": int(sums["sha256"].notna().sum()), "stlit": stlit.__file__, "torch": torch.__version__, "numpy": np.__version__,
+print(json.dumps({"hashed_files": int(sums["sha256"].notna().sum()), "scikit-misc": importlib.metadata.version("scikit-misc"),
+                  "baseline_ari": baseline["ari"], "stlit": stlit.__file__, "torch": torch.__version__, "numpy": np.__version__,
                   "scanpy": scanpy.__version__, "ari": scores["ari"], "n_leiden": int(len(set(leiden)))}))
 """
 
@@ -221,7 +227,8 @@ def test_fast_tests_pass_against_the_installed_wheel(fresh_env):
     assert Path(smoke["stlit"]).is_relative_to(tmp / "venv"), f"imported {smoke['stlit']}, not the installed wheel"
     assert smoke["torch"].split("+")[0] == fresh_env["bounds"]["torch"] and smoke["numpy"] == fresh_env["bounds"]["numpy"]
     assert smoke["n_leiden"] >= 2 and smoke["ari"] > 0.3, smoke
-    assert smoke["hashed_files"] > 0, smoke  # stlit/fetch_checksums.csv was found inside the installed package  # the toy's layers found from expression, not noise
+    assert smoke["hashed_files"] > 0, smoke
+    assert smoke["scikit-misc"] == fresh_env["bounds"]["scikit-misc"] and smoke["baseline_ari"] > 0.3, smoke  # seurat_v3 ran  # stlit/fetch_checksums.csv was found inside the installed package  # the toy's layers found from expression, not noise
     deselect = [arg for d in DESELECT for arg in ("--deselect", d)]
     t0 = time.perf_counter()
     proc = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *FAST_TESTS, *deselect],
