@@ -34,6 +34,8 @@ class MagnetConfig:
     lr_pvalue: float = 0.05  # significance level (paper and code)
     similarity_n_pcs: int = 32  # Eq. 3 PCA size (paper: 32; code: 50)
     target_fusion: str = "snf"  # 'snf' (paper) or 'average' (code: min-max average of the 3 views)
+    max_dense: int = 10_000  # exact dense SNF target (Wang et al. 2014) up to this many cells (memory 8·3·N² bytes);
+    # the sparse kNN-restricted approximation above it (our choice; every MAGNET dataset here is below it)
     # gene level
     genes_per_cell: int = 30  # k genes per cell (paper: 30; code: 20)
     lr_genes_cap: int | None = None  # max LR genes per cell (paper: none; code: genes_per_cell // 2 + 1, random)
@@ -126,6 +128,8 @@ class MagnetConfig:
                               ("hard_negatives", ("paper", "code")), ("alignment", ("centre", "code"))):
             if getattr(self, name) not in options:
                 raise InputError(f"MagnetConfig.{name} must be one of {options}, got {getattr(self, name)!r}")
+        if isinstance(self.max_dense, bool) or not isinstance(self.max_dense, (int, np.integer)) or self.max_dense < 0:
+            raise InputError(f"MagnetConfig.max_dense must be an integer >= 0 (0: always the sparse SNF), got {self.max_dense!r}")
         if self.contrast_batch is not None and self.contrast_batch < 2:
             raise InputError(f"MagnetConfig.contrast_batch must be None (every cell) or >= 2, got {self.contrast_batch}")
         if not self.tau > 0:

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _magnet_genes, _magnet_model, graph, train
+from . import _magnet_eval, _magnet_genes, _magnet_model, graph, train
+from ._magnet_eval import *
 from ._magnet_genes import *
 from ._magnet_model import *
 from .core import InputError, Key, check_graph, check_matrix, get_coordinates, get_device, logger, seeded
@@ -24,11 +25,11 @@ from .method import check_spatial_graph, record, resolve_config
 from .metrics import link_scores
 
 # %% auto #0
-__all__ = ['VIEWS', 'OUTPUTS', 'EdgeSplit', 'split_edges', 'remove_pairs', 'check_views', 'build_views', 'build_target',
-           'MagnetInputs', 'prepare', 'MagnetResult', 'fit', 'baseline_scores']
+__all__ = ['VIEWS', 'OUTPUTS', 'EdgeSplit', 'split_edges', 'remove_pairs', 'check_views', 'build_views', 'target_snf',
+           'build_target', 'MagnetInputs', 'prepare', 'MagnetResult', 'fit', 'baseline_scores']
 
 # %% ../nbs/12c_magnet_fit.ipynb #06d0bf4b
-__all__ = [*globals().get("__all__", []), *_magnet_genes.__all__, *_magnet_model.__all__]
+__all__ = [*globals().get("__all__", []), *_magnet_genes.__all__, *_magnet_model.__all__, *_magnet_eval.__all__]
 
 # %% ../nbs/12c_magnet_fit.ipynb #4505c273
 @dataclass
@@ -113,11 +114,27 @@ def build_views(X: np.ndarray, # (n_cells, n_genes) expression as given
         out["similarity"] = graph.fuzzy_knn(Z, k=cfg.k_view)
     return out
 
+def target_snf(n_cells: int, # cells of the target
+               config: MagnetConfig | None = None,
+               ) -> str:
+    "Which SNF `build_target` runs on `n_cells`: 'exact' (dense, Wang et al. 2014) up to `max_dense`, else 'sparse'."
+    return "exact" if n_cells <= (config or MagnetConfig()).max_dense else "sparse"
+
+def _dense_top_k(F: np.ndarray, k: int) -> sp.csr_matrix:
+    "Each row's k largest positive off-diagonal entries of a dense matrix, as CSR (without an N×N sparse copy)."
+    F = np.array(F, dtype=float)  # a copy: the diagonal is overwritten
+    np.fill_diagonal(F, -np.inf)
+    k = min(k, F.shape[0] - 1)
+    idx = np.argpartition(-F, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(F, idx, 1).ravel()
+    rows, keep = np.repeat(np.arange(F.shape[0]), k), vals > 0
+    return sp.csr_matrix((vals[keep], (rows[keep], idx.ravel()[keep])), shape=F.shape)
+
 def build_target(views: dict, # view name -> weighted (n, n) graph (build_views)
                  target: str = "multiview", # 'multiview' or one view name ('spatial' also as 'distance')
                  config: MagnetConfig | None = None,
                  ) -> sp.csr_matrix:
-    "The binary symmetric target adjacency A_target: fused views (SNF or the code's average) or one view."
+    "The binary symmetric target adjacency A_target: fused views (SNF, exact up to `max_dense`, or the code's average) or one view."
     cfg = config or MagnetConfig()
     name = "spatial" if target == "distance" else target
     if name in views:
@@ -129,7 +146,10 @@ def build_target(views: dict, # view name -> weighted (n, n) graph (build_views)
         raise InputError(f"the multiview target needs at least 2 non-empty views, got {[v for v in views if views[v].nnz]}")
     if cfg.target_fusion == "average":
         fused = graph.average_fusion(mats, k=cfg.k_view)
+    elif target_snf(mats[0].shape[0], cfg) == "exact":
+        fused = _dense_top_k(graph.snf(mats, dense=True, max_dense=cfg.max_dense), cfg.k_view)
     else:
+        logger.info(f"multiview target: sparse kNN-restricted SNF ({mats[0].shape[0]} cells > max_dense={cfg.max_dense})")
         fused = graph.top_k_per_row(graph.remove_self_loops(graph.snf(mats)), cfg.k_view)
     return graph.binarize(fused)
 
@@ -147,6 +167,7 @@ class MagnetInputs:
     config: MagnetConfig
     seconds: dict = field(default_factory=dict)  # time spent per step
     sources: dict = field(default_factory=dict)  # keys read, species and its source, counts: uns[key]['inputs']
+    targets: dict = field(default_factory=dict)  # build_target results, filled by `fit` (the exact SNF runs once)
 
 def _read_inputs(adata, cfg, spatial_key, layer, use_rep):
     "Expression (dense float64), coordinates and the optional representation, checked as in the table above."
@@ -272,6 +293,13 @@ def _fit_inputs(adata, inputs, config, fields, views, seed, **prep):
                          "with inputs=: run prepare(adata, ...) with the new value(s), or leave them out here")
     return inputs, cfg
 
+def _target_of(inputs, target, cfg):
+    "`build_target` on the prepared views, kept in `inputs.targets`: the exact SNF runs once per dataset and setting."
+    key = (target, cfg.target_fusion, cfg.k_view, target_snf(inputs.x_cell.shape[0], cfg))
+    if key not in inputs.targets:
+        inputs.targets[key] = build_target(inputs.views, target, cfg)
+    return inputs.targets[key]
+
 # %% ../nbs/12c_magnet_fit.ipynb #0dfdcc61
 class _Run:
     "One MAGNET run: tensors on `device`, the model, Eq. 18 (`step`) and the held-out scores (`evaluate`)."
@@ -386,6 +414,7 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
         test_fraction: float = 0.3, # share of target edges held out
         protocol: str = "leak_free", # 'leak_free': held-out pairs removed from every view; 'paper': full views
         views: tuple | None = None, # input views of the model (default: all prepared; Table 3 uses pairs)
+        split: EdgeSplit | None = None, # a split of the target to use (e.g. distance_matched_split); None: split_edges
         **fields, # MagnetConfig fields, e.g. epochs=60
         ) -> MagnetResult:
     """Train MAGNET on a split of the target graph, score the held-out pairs and annotate `adata` (scanpy style).
@@ -399,9 +428,13 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
     inputs, cfg = _fit_inputs(adata, inputs, config, fields, views, seed, spatial_key=spatial_key, layer=layer,
                               use_rep=use_rep, lr_table=lr_table, grn=grn, gene_features=gene_features)
     views = check_views(views or tuple(inputs.views), inputs.views)
-    target_graph = (build_target(inputs.views, target, cfg) if isinstance(target, str)
+    target_graph = (_target_of(inputs, target, cfg) if isinstance(target, str)
                     else graph.binarize(check_graph(target, n_obs=adata.n_obs, name="target")))
-    split = split_edges(target_graph, test_fraction, seed)
+    split_given = split
+    if split is None:
+        split = split_edges(target_graph, test_fraction, seed)
+    elif split.n_nodes != adata.n_obs:
+        raise InputError(f"split has {split.n_nodes} nodes but adata has {adata.n_obs} cells: split this target")
     graphs = [remove_pairs(inputs.views[v], split.test_pairs) if protocol == "leak_free" else inputs.views[v]
               for v in views]
     n_isolated = (check_spatial_graph(graphs[views.index("spatial")], adata.n_obs, method="magnet", name="spatial view"
@@ -415,7 +448,10 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
                        device=device, seed=seed, verbose=verbose, desc="MAGNET")
     params = {**dataclasses.asdict(cfg), "target": target if isinstance(target, str) else "custom",
               "test_fraction": test_fraction, "protocol": protocol, "seed": seed, "views": list(views),
-              "attention_mode": run.mode, **{k: inputs.sources.get(k) for k in _PREP_DEFAULTS}}
+              "attention_mode": run.mode, **{k: inputs.sources.get(k) for k in _PREP_DEFAULTS},
+              "target_snf": (target_snf(adata.n_obs, cfg) if target == "multiview" and cfg.target_fusion == "snf"
+                             else None) if isinstance(target, str) else "custom",
+              "test_pairs": "split_edges" if split_given is None else "given"}
     found = {**inputs.sources, "views": list(views), "n_isolated": n_isolated, "target_edges": target_graph.nnz // 2}
     return _finish(adata, key_added, run, result.history, target_graph, params, found,
                    dict(inputs.seconds, train=time.perf_counter() - tic))
