@@ -22,13 +22,15 @@ from . import cluster, graph, pp, train
 from .core import (InputError, as_dense, get_coordinates, get_device, get_rep, import_pyg, logger, seeded,
                         spatial_library)
 from .method import check_spatial_graph, record, resolve_config
+from . import _iehercl_model
+from ._iehercl_model import (  # page 13a, re-exported: every name stays stlit.iehercl.X
+    HybridEncoder, IEHERCLModel, ViewAttention, _padded_rows, _pair_keys, contrastive_loss, random_walk_positives,
+    sample_negatives, similarity_graph, sinkhorn_targets, soft_assign, walk_graph)
 
 import_pyg()  # torch_geometric without its import-time warnings (stlit.core.quiet_imports)
 
 # %% auto #0
-__all__ = ['MODALITIES', 'OUTPUTS', 'IEHERCLConfig', 'gene_features', 'crop_side', 'image_inputs', 'similarity_graph',
-           'random_walk_positives', 'walk_graph', 'sample_negatives', 'contrastive_loss', 'ViewAttention',
-           'HybridEncoder', 'IEHERCLModel', 'soft_assign', 'sinkhorn_targets', 'IEHERCLResult', 'fit']
+__all__ = ['MODALITIES', 'OUTPUTS', 'IEHERCLConfig', 'gene_features', 'crop_side', 'image_inputs', 'IEHERCLResult', 'fit']
 
 # %% ../nbs/13_iehercl.ipynb #86cb50a9
 MODALITIES = ("auto", "both", "gene", "image")
@@ -215,180 +217,6 @@ def image_inputs(adata, # AnnData with coordinates and an image in uns['spatial'
                        "than the mean colour")
     return small.obsm["img"].astype(np.float32), info
 
-# %% ../nbs/13_iehercl.ipynb #12b93fd8
-def similarity_graph(X, # (n_obs, d) features
-                     sigma: float = 0.1, # heat-kernel bandwidth (appendix)
-                     k: int = 10, # kNN sparsity (ours)
-                     n_pcs: int | None = 50, # PCA first (None: the features as they are)
-                     seed: int = 0, # PCA seed
-                     ) -> sp.csr_matrix:
-    "Sparse heat-kernel similarity graph (n_obs, n_obs) of L2-normalised (PCA) features."
-    X = np.asarray(X, dtype=np.float64)
-    if n_pcs is not None and X.shape[1] > n_pcs:
-        from sklearn.decomposition import PCA
-        X = PCA(n_components=min(n_pcs, X.shape[0] - 1), random_state=seed).fit_transform(X)
-    X = X + 1e-12 * (np.linalg.norm(X, axis=1, keepdims=True) == 0)  # an all-zero row would break the L2 scaling
-    return graph.heat_kernel(X, sigma=sigma, k=min(k, X.shape[0] - 1), scale="l2")
-
-def random_walk_positives(S, # (n, n) sparse similarity graph
-                          order: int = 3, # walk steps T
-                          n_positives: int = 10, # positives per node
-                          keep: int = 50, # entries kept per row after each step
-                          ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    "Positives (top `n_positives` of Σ_t Pᵗ per row) and the reached set (all nodes the walks reach), both CSR 0/1."
-    S = sp.csr_matrix(S, dtype=np.float64)
-    S.setdiag(0)
-    S.eliminate_zeros()
-    deg = np.asarray(S.sum(1)).ravel()
-    P = sp.diags(1.0 / np.where(deg > 0, deg, 1.0)) @ S
-    acc, cur = P.copy(), P
-    for _ in range(order - 1):
-        cur = graph.top_k_per_row(cur @ P, keep)
-        acc = acc + cur
-    acc = sp.csr_matrix(acc)
-    acc.setdiag(0)
-    acc.eliminate_zeros()
-    positives = graph.binarize(graph.top_k_per_row(acc, n_positives), symmetric=False)
-    return sp.csr_matrix(positives), sp.csr_matrix(graph.binarize(acc))
-
-# %% ../nbs/13_iehercl.ipynb #d60e7936
-def walk_graph(S, # (n, n) heat-kernel similarity graph
-               A, # (n, n) spatial graph
-               mode: str = "features", # 'features': S alone; 'mixed': each step goes to a feature or a spatial neighbour
-               ) -> sp.csr_matrix:
-    "The graph the positive-mining random walks run on (row-stochastic when mode='mixed')."
-    if mode == "features":
-        return sp.csr_matrix(S)
-    def rownorm(M):
-        M = sp.csr_matrix(M, dtype=np.float64)
-        M.setdiag(0)
-        M.eliminate_zeros()
-        d = np.asarray(M.sum(1)).ravel()
-        return sp.diags(1.0 / np.where(d > 0, d, 1.0)) @ M
-    return sp.csr_matrix(0.5 * rownorm(S) + 0.5 * rownorm(graph.binarize(A)))
-
-def _padded_rows(A: sp.csr_matrix, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    "Column indices of each row of A in a (n, width) tensor and its validity mask."
-    n = A.shape[0]
-    counts = np.diff(A.indptr)
-    idx = np.zeros((n, width), dtype=np.int64)
-    mask = np.zeros((n, width), dtype=bool)
-    rank = np.arange(A.nnz) - np.repeat(A.indptr[:-1], counts)
-    rows = np.repeat(np.arange(n), counts)
-    ok = rank < width
-    idx[rows[ok], rank[ok]], mask[rows[ok], rank[ok]] = A.indices[ok], True
-    return torch.as_tensor(idx), torch.as_tensor(mask)
-
-def _pair_keys(A: sp.csr_matrix) -> torch.Tensor:
-    "Sorted keys i·n + j of the stored entries of A (for membership tests)."
-    A = A.tocoo()
-    return torch.as_tensor(np.sort(A.row.astype(np.int64) * A.shape[0] + A.col))
-
-def sample_negatives(n: int, # nodes
-                     n_negatives: int, # per node
-                     reached_keys: torch.Tensor, # sorted i·n + j of pairs that are not negatives
-                     generator: torch.Generator | None = None, # random source
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Uniform negatives (n, n_negatives) and the mask of those that are valid (not self, not reached)."
-    neg = torch.randint(0, n, (n, n_negatives), generator=generator)
-    keys = torch.arange(n).unsqueeze(1) * n + neg
-    pos = torch.searchsorted(reached_keys, keys).clamp(max=max(len(reached_keys) - 1, 0))
-    hit = (reached_keys[pos] == keys) if len(reached_keys) else torch.zeros_like(keys, dtype=torch.bool)
-    return neg, ~hit & (neg != torch.arange(n).unsqueeze(1))
-
-def contrastive_loss(z, # (n, d) embeddings
-                     pos_idx, pos_mask, # (n, p) positives and their validity
-                     neg_idx, neg_mask, # (n, m) negatives and their validity
-                     temperature: float = 0.5,
-                     ) -> torch.Tensor:
-    "Multi-positive InfoNCE with false negatives masked out (mean over spots with a positive)."
-    z = F.normalize(z, dim=1)
-    s_pos = (z.unsqueeze(1) * z[pos_idx]).sum(-1) / temperature
-    s_neg = (z.unsqueeze(1) * z[neg_idx]).sum(-1) / temperature
-    s_pos = s_pos.masked_fill(~pos_mask, float("-inf"))
-    s_neg = s_neg.masked_fill(~neg_mask, float("-inf"))
-    num = torch.logsumexp(s_pos, 1)
-    den = torch.logsumexp(torch.cat([s_pos, s_neg], 1), 1)
-    has = pos_mask.any(1)
-    return (den - num)[has].mean()
-
-# %% ../nbs/13_iehercl.ipynb #1921971d
-class ViewAttention(nn.Module):
-    "Per-spot softmax attention over V views of the same size: returns the weighted sum and the (n, V) weights."
-    def __init__(self, dim: int, hidden: int = 32, enabled: bool = True):
-        super().__init__()
-        self.enabled = enabled
-        self.proj, self.q = nn.Linear(dim, hidden), nn.Linear(hidden, 1, bias=False)
-
-    def forward(self, views: list):
-        H = torch.stack(views, 1)  # (n, V, d)
-        if not self.enabled or len(views) == 1:
-            w = torch.full(H.shape[:2], 1.0 / len(views), device=H.device)
-        else:
-            w = torch.softmax(self.q(torch.tanh(self.proj(H))).squeeze(-1), dim=1)
-        return (w.unsqueeze(-1) * H).sum(1), w
-
-class HybridEncoder(nn.Module):
-    "AE (MLP) and GraphSAGE branches of one modality, fused by intra-modal attention."
-    def __init__(self, d_in: int, hidden: int, latent: int, attention_dim: int = 32, dropout: float = 0.1,
-                 use_ae: bool = True, use_sage: bool = True, attention: bool = True):
-        super().__init__()
-        from torch_geometric.nn import SAGEConv
-        self.ae = nn.Sequential(nn.Linear(d_in, hidden), nn.ELU(), nn.Dropout(dropout),
-                                nn.Linear(hidden, latent)) if use_ae else None
-        self.sage = nn.ModuleList([SAGEConv(d_in, hidden), SAGEConv(hidden, latent)]) if use_sage else None
-        self.drop = nn.Dropout(dropout)
-        self.attn = ViewAttention(latent, attention_dim, attention)
-
-    def forward(self, x, edge_index):
-        views = []
-        if self.ae is not None:
-            views.append(self.ae(x))
-        if self.sage is not None:
-            views.append(self.sage[1](self.drop(F.elu(self.sage[0](x, edge_index))), edge_index))
-        return self.attn(views)
-
-class IEHERCLModel(nn.Module):
-    "Hybrid encoders per modality, cross-modal attention, GraphSAGE decoders and learnable cluster centres."
-    def __init__(self, dims: dict, n_clusters: int, cfg: IEHERCLConfig):
-        super().__init__()
-        from torch_geometric.nn import SAGEConv
-        self.modalities = list(dims)
-        self.encoders = nn.ModuleDict({m: HybridEncoder(d, cfg.hidden_dim, cfg.latent_dim, cfg.attention_dim,
-                                                        cfg.dropout, cfg.use_ae, cfg.use_sage, cfg.attention)
-                                       for m, d in dims.items()})
-        self.cross = ViewAttention(cfg.latent_dim, cfg.attention_dim, cfg.attention)
-        self.decoders = nn.ModuleDict({m: SAGEConv(cfg.latent_dim, d) for m, d in dims.items()})
-        self.centers = nn.Parameter(torch.zeros(n_clusters, cfg.latent_dim))
-
-    def forward(self, xs: dict, edge_index):
-        "Fused Z (n, latent), intra-modal weights per modality, cross-modal weights (n, M), reconstructions."
-        fused, intra = [], {}
-        for m in self.modalities:
-            z_m, intra[m] = self.encoders[m](xs[m], edge_index)
-            fused.append(z_m)
-        z, beta = self.cross(fused)
-        recon = {m: self.decoders[m](z, edge_index) for m in self.modalities}
-        return z, intra, beta, recon
-
-# %% ../nbs/13_iehercl.ipynb #e62aca77
-def soft_assign(z, centers, alpha: float = 1.0) -> torch.Tensor:
-    "Student-t soft assignment (n, K) of embeddings to centres (DEC)."
-    q = (1.0 + torch.cdist(z, centers).pow(2) / alpha).pow(-(alpha + 1) / 2)
-    return q / q.sum(1, keepdim=True)
-
-def sinkhorn_targets(q, # (n, K) soft assignment
-                     reg: float = 0.5, # entropic regularisation ε
-                     ) -> np.ndarray:
-    "Target distribution (n, K) whose rows sum to 1: the Sinkhorn plan on −log q with the current cluster sizes."
-    q = np.asarray(q.detach().cpu().numpy() if hasattr(q, "detach") else q, dtype=np.float64)
-    n = q.shape[0]
-    a, b = np.full(n, 1.0 / n), q.mean(0)
-    M = -np.log(np.clip(q, 1e-12, None))
-    plan = ot.sinkhorn(a, b / b.sum(), M - M.min(), reg, numItermax=1000)  # POT (a core dependency)
-    plan = np.clip(plan, 1e-12, None)
-    return plan / plan.sum(1, keepdims=True)
-
 # %% ../nbs/13_iehercl.ipynb #7de79985
 OUTPUTS = {"obs": ["{key}"], "obsm": ["X_{key}", "{key}_modality_weights"], "uns": ["{key}"]}
 
@@ -565,3 +393,6 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
            modality_weight_columns=["gene", "image"])
     intra_np = {m: w.cpu().numpy() for m, w in intra.items()}
     return IEHERCLResult(np.asarray(labels), Z, weights_df, intra_np, soft, res.history, model, cfg, inputs, seconds)
+
+# %% ../nbs/13_iehercl.ipynb #8366cae8
+__all__ = [*globals().get("__all__", []), *_iehercl_model.__all__]  # the names of page 13a too
