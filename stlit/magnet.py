@@ -425,6 +425,8 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
     (keys read, species and its source, LR pairs, views, isolated cells of the spatial view), `scores`, `seconds`."""
     if protocol not in ("leak_free", "paper"):
         raise InputError(f"protocol={protocol!r}: expected 'leak_free' (default) or 'paper'")
+    if split is not None and split.n_nodes != adata.n_obs:
+        raise InputError(f"split has {split.n_nodes} nodes but adata has {adata.n_obs} cells: split this target")
     inputs, cfg = _fit_inputs(adata, inputs, config, fields, views, seed, spatial_key=spatial_key, layer=layer,
                               use_rep=use_rep, lr_table=lr_table, grn=grn, gene_features=gene_features)
     views = check_views(views or tuple(inputs.views), inputs.views)
@@ -433,8 +435,6 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
     split_given = split
     if split is None:
         split = split_edges(target_graph, test_fraction, seed)
-    elif split.n_nodes != adata.n_obs:
-        raise InputError(f"split has {split.n_nodes} nodes but adata has {adata.n_obs} cells: split this target")
     graphs = [remove_pairs(inputs.views[v], split.test_pairs) if protocol == "leak_free" else inputs.views[v]
               for v in views]
     n_isolated = (check_spatial_graph(graphs[views.index("spatial")], adata.n_obs, method="magnet", name="spatial view"
