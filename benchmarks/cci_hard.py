@@ -143,7 +143,8 @@ def _run_part(name, c, todo, seed, epochs, evaluations, lr_permutations, commot_
 
 
 def run(datasets=DATASETS, seeds=(0, 1, 2), epochs=120, methods=METHODS, evaluations=EVALUATIONS,
-        lr_permutations=100, node2vec_walks_per_node=2, sparse_seeds=(0,), out=CSV, commot_kw=None, log=print):
+        lr_permutations=100, node2vec_walks_per_node=2, sparse_seeds=(0,), sparse_methods=("MAGNET", "distance", "views"),
+        out=CSV, commot_kw=None, log=print):
     "The grid, seed by seed then dataset by dataset, appending rows to `out` (skipping those already there)."
     from stlit import magnet
     from stlit.data import lr_pairs
@@ -155,7 +156,7 @@ def run(datasets=DATASETS, seeds=(0, 1, 2), epochs=120, methods=METHODS, evaluat
         for name in datasets:
             todo = [(m, e, t) for t in ("exact", "sparse") for e in evaluations for m in methods
                     if (t == "exact" or (seed in sparse_seeds and e != "distance_matched"
-                                         and m in ("MAGNET", "distance", "views")))
+                                         and m in sparse_methods))
                     and (m, name, e, seed, t) not in have]
             if not todo:
                 continue
