@@ -11,6 +11,9 @@ Variants (M2STConfig):
   inputs   paper() with the 'hvg' inputs (3,000 seurat_v3 HVGs, log, scale, PCA 30): the input change alone
   default  M2STConfig(): 'hvg' inputs, loss-based stopping, 3 restarts
   smooth   the default with smooth=True (embeddings averaged over each spot's graph neighbours before Part B)
+  paper_profile  M2STConfig.paper(n_epochs=5, n_init=2): the authors' settings cut short, run with --profile for
+           their per-epoch and per-restart cost (its ARI means nothing). The 'paper' rows of the six datasets
+           bench_domains.py had run are copied from benchmarks/results/domains.csv (said in their `config`).
 
 --profile adds the CPU seconds of one forward+backward pass of each GAT block (shared layer, each scale's encoder and
 decoder; mean of 3 passes on the trained model) and of one clustering restart.
@@ -39,7 +42,8 @@ from _memory import reset_peak, status  # noqa: E402
 DATASETS = ["dlpfc_151673", "dlpfc_151510", "starmap_1207", "starmap_mpfc_bz5", "starmap_mpfc_bz9",
             "starmap_mpfc_bz14", "osmfish", "bc_a1", "her2st_a1"]  # the labelled sets of domains.csv
 VARIANTS = {"paper": "M2STConfig.paper()", "inputs": "M2STConfig.paper(features='hvg', n_pcs=30)",
-            "default": "M2STConfig()", "smooth": "M2STConfig(smooth=True)"}
+            "default": "M2STConfig()", "smooth": "M2STConfig(smooth=True)",
+            "paper_profile": "M2STConfig.paper(n_epochs=5, n_init=2)"}
 
 
 def load(name):
@@ -56,7 +60,8 @@ def load(name):
 def config(variant):
     from stlit.m2st import M2STConfig
     return {"paper": M2STConfig.paper, "inputs": lambda: M2STConfig.paper(features="hvg", n_pcs=30),
-            "default": M2STConfig, "smooth": lambda: M2STConfig(smooth=True)}[variant]()
+            "default": M2STConfig, "smooth": lambda: M2STConfig(smooth=True),
+            "paper_profile": lambda: M2STConfig.paper(n_epochs=5, n_init=2)}[variant]()
 
 
 def machine():
@@ -148,6 +153,7 @@ def run_one(dataset, variant, seed, profile):
 def table(rows):
     "dataset x variant: ARI and total CPU seconds (seed means)."
     import pandas as pd
+    rows = rows[rows["variant"] != "paper_profile"]
     t = rows.pivot_table(index="dataset", columns="variant", values=["ari", "cpu_total"], aggfunc="mean")
     t.loc["mean"] = t.mean()
     return t.round(3)

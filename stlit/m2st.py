@@ -186,7 +186,7 @@ def _train(X, A, cfg, seed, device, verbose):
     "Part A on checked inputs: the autoencoder trained by `stlit.train.fit` (model moved back to the CPU)."
     from stlit.train import EarlyStopping, fit as fit_loop
     device = get_device(device)
-    x = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(device)
+    x = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     edges = edge_index(A, self_loops=False).to(device)  # GATConv adds the self loops itself
     with seeded(seed):  # the initial weights; fit_loop seeds the masking and dropout draws itself
         model = M2STAutoencoder(x.shape[1], cfg)
@@ -219,7 +219,7 @@ def embed(model: M2STAutoencoder, # trained autoencoder
     "The M scale embeddings in eval mode (no mask, no dropout), as float32 arrays (n_obs, embedding_dims[m])."
     model.eval()
     device = next(model.parameters()).device
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+    x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32), device=device)
     return [h.cpu().numpy() for h in model.encode(x, edge_index(adjacency, self_loops=False).to(device))]
 
 # %% ../nbs/10_m2st.ipynb #c43561f9
@@ -259,7 +259,7 @@ def preprocess_hvg(adata, # AnnData with raw counts in X (or `layer`); not modif
     n_top = int(min(n_top_genes, tmp.n_vars))
     n_pcs = int(min(n_pcs, tmp.n_obs - 1, n_top - 1))
     pp_preprocess(tmp, n_top_genes=n_top, n_comps=n_pcs, flavor=flavor, seed=seed)
-    return np.asarray(tmp.obsm[Key.obsm.pca], dtype=np.float32)
+    return np.ascontiguousarray(tmp.obsm[Key.obsm.pca], dtype=np.float32)  # PCA sign flips can leave negative strides
 
 # %% ../nbs/10_m2st.ipynb #bf9c8413
 @dataclass
