@@ -12,7 +12,7 @@ the build machine), and a "Run time" note under their title: the wall time of th
 date), and the full profile's hardware (`experiments/params/hardware.yaml`) with its last measured time if any. Each
 measured time is also kept in `experiments/params/timings.csv` (commit it after a build whose numbers you keep).
 
-Usage: python tools/build_book.py [--profile quick|full] [--only STEM ...] [--no-html] [--check]
+Notebooks are independent: `--jobs` of them run at once (default 2: most pages train on one thread, so two fill a\n2-core machine), longest first by their last measured time; each kernel gets cores/jobs BLAS threads.\n\nUsage: python tools/build_book.py [--profile quick|full] [--only STEM ...] [--jobs N] [--no-html] [--check]
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -152,6 +153,8 @@ def main() -> int:
     ap.add_argument("--profile", default="quick", help="parameter profile in experiments/params/ (default: quick)")
     ap.add_argument("--only", nargs="*", help="execute only these notebook stems (others are reused if staged)")
     ap.add_argument("--no-html", action="store_true", help="execute only, do not render HTML")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="notebooks executed at once (default: 2, or 1 on a 1-core machine); BLAS threads split among them")
     ap.add_argument("--check", action="store_true", help="run the book checks only (install cell, launch buttons)")
     args = ap.parse_args()
 
@@ -183,7 +186,13 @@ def main() -> int:
     records = read_timings()
     hardware = yaml.safe_load((PARAMS / "hardware.yaml").read_text()) if (PARAMS / "hardware.yaml").exists() else {}
     hardware = hardware or {}
-    here = machine()
+    jobs = max(1, args.jobs)
+    here = machine() + (f", {jobs} pages at a time" if jobs > 1 else "")
+    # Each kernel's BLAS/OpenMP threads: the cores shared among the pages running at once (a user's own setting wins).
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+    todo = []
     for rel in files:
         src = ROOT / f"{rel}.ipynb"
         if not src.exists():  # markdown page
@@ -202,20 +211,40 @@ def main() -> int:
             params.setdefault("profile", args.profile)
             # relative to the notebook's folder (papermill's cwd): the page shows no absolute path of this machine
             params.setdefault("results_dir", os.path.relpath(results_dir, src.parent))
+        todo.append((rel, src, dst, params))
+    # Longest first (last measured time of this profile; pages never timed count as long), so that `jobs` workers
+    # finish together; pages are independent (each writes its own files under results_dir).
+    last = {r["notebook"]: float(r["seconds"]) for r in records if r["profile"] == args.profile}
+    todo.sort(key=lambda t: -last.get(t[1].stem, float("inf")) if t[1].parent.name == "experiments" else 0)
+
+    def execute(rel, src, dst, params):
         print(f"[book] executing {rel} ({args.profile}) ...", flush=True)
         t0 = time.perf_counter()
-        pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3", language="python",
-                            progress_bar=False, log_output=False, report_mode=False)
-        dt = time.perf_counter() - t0
-        timings.append((rel, dt))
-        print(f"[book]   done in {dt:.1f} s", flush=True)
-        if src.parent.name == "experiments":
-            records = [r for r in records if (r["notebook"], r["profile"]) != (stem, args.profile)]
-            load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""  # a shared machine runs slower
-            records.append(dict(notebook=stem, profile=args.profile, seconds=f"{dt:.0f}", machine=here + load,
-                                date=datetime.date.today().isoformat()))
-            write_timings(records)
-            add_run_time_note(dst, run_time_note(stem, args.profile, records, hardware))
+        pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3",
+                            language="python", progress_bar=False, log_output=False, report_mode=False)
+        return time.perf_counter() - t0
+
+    t_build = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # papermill runs each kernel in its own process
+        futures = {pool.submit(execute, *item): item for item in todo}
+        try:
+            for fut in as_completed(futures):
+                rel, src, dst, _ = futures[fut]
+                dt = fut.result()
+                timings.append((rel, dt))
+                print(f"[book]   {rel} done in {dt:.1f} s", flush=True)
+                if src.parent.name == "experiments":
+                    stem = src.stem
+                    records = [r for r in records if (r["notebook"], r["profile"]) != (stem, args.profile)]
+                    load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""  # shared machines run slower
+                    records.append(dict(notebook=stem, profile=args.profile, seconds=f"{dt:.0f}", machine=here + load,
+                                        date=datetime.date.today().isoformat()))
+                    write_timings(records)
+                    add_run_time_note(dst, run_time_note(stem, args.profile, records, hardware))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # pages not started are dropped; running ones finish
+            raise
+    print(f"[book] executed {len(todo)} notebooks in {time.perf_counter() - t_build:.0f} s ({jobs} at a time)", flush=True)
 
     with open(BUILD / "book_timings.csv", "w") as fh:
         fh.write("notebook,seconds\n")
