@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from _memory import reset_peak as _reset_peak, status as _status  # noqa: E402
 
 
 
-def run_size(n_spots: int, epochs: int, threads: int) -> dict:
+def run_size(n_spots: int, epochs: int, threads: int, kind: str = "tiled") -> dict:
     import anndata as ad
     import numpy as np
     import scipy.sparse as sp
@@ -35,7 +37,12 @@ def run_size(n_spots: int, epochs: int, threads: int) -> dict:
     from stlit.data import load
     torch.set_num_threads(threads)
     a = load("dlpfc_151673")
-    feats, _ = iehercl.image_inputs(a, device="cpu")
+    cache = Path(tempfile.gettempdir()) / "stlit_iehercl_dlpfc151673_cnn.npy"  # the same for every size: once
+    if cache.exists():
+        feats = np.load(cache)
+    else:
+        feats, _ = iehercl.image_inputs(a, device="cpu")
+        np.save(cache, feats)
     reps = int(np.ceil(n_spots / a.n_obs))
     X = sp.vstack([sp.csr_matrix(a.X)] * reps, format="csr")[:n_spots]
     xy = np.vstack([a.obsm["spatial"] + [15000.0 * t, 0.0] for t in range(reps)])[:n_spots]
@@ -49,16 +56,32 @@ def run_size(n_spots: int, epochs: int, threads: int) -> dict:
     gc.collect()
     _reset_peak()
     base = _status("VmRSS")
+    samples, stop = [], threading.Event()
+    def sample():  # RSS every 20 ms, attributed to fit's stages by their durations afterwards
+        while not stop.is_set():
+            samples.append((time.perf_counter(), _status("VmRSS")))
+            time.sleep(0.02)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     tic, cpu = time.perf_counter(), time.process_time()
     res = iehercl.fit(b, 7, image_rep="img", n_epochs=epochs, pretrain_epochs=max(epochs - 1, 0), verbose=False,
                       device="cpu")
     wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
+    stop.set()
+    sampler.join()
     peak = _status("VmHWM")
-    return dict(kind="tiled", n_spots=n_spots, epochs=epochs, threads=threads, wall_seconds=round(wall, 1),
+    stage_peak, start = {}, tic
+    for stage in ("inputs", "graphs", "train", "cluster"):
+        end = start + res.seconds[stage]
+        inside = [r for t, r in samples if start <= t <= end]
+        stage_peak[f"{stage}_peak_increment_gib"] = round(max(inside) - base, 3) if inside else float("nan")
+        start = end
+    return dict(kind=kind, n_spots=n_spots, epochs=epochs, threads=threads, wall_seconds=round(wall, 1),
                 cpu_seconds=round(cpu, 1), **{f"{k}_seconds": round(v, 1) for k, v in res.seconds.items()},
                 seconds_per_epoch=round(res.seconds["train"] / epochs, 2), similarity_nnz=res.inputs["similarity"],
                 not_negative_nnz=res.inputs["not_negative"], peak_rss_gib=round(peak, 3),
                 rss_before_fit_gib=round(base, 3), peak_increment_gib=round(peak - base, 3),
+                kib_per_spot=round((peak - base) * 2**20 / n_spots, 1), **stage_peak,
                 load_avg_5min=round(os.getloadavg()[1], 2))
 
 
@@ -87,17 +110,18 @@ def main():
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--pipeline", action="store_true", help="also time the default fit on DLPFC 151673")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--kind", default="tiled", help="row label of the tiled runs (e.g. the code state)")
     p.add_argument("--child", type=str, default=None)
     p.add_argument("--append", action="store_true", help="merge into the existing CSV (same kind/size replaced)")
     args = p.parse_args()
     if args.child:
         spec = json.loads(args.child)
         row = run_pipeline(args.threads) if spec["kind"] == "pipeline" else run_size(spec["n"], spec["epochs"],
-                                                                                    args.threads)
+                                                                                    args.threads, spec["kind"])
         print("RESULT " + json.dumps(row), flush=True)
         return
     import pandas as pd
-    jobs = [dict(kind="tiled", n=n, epochs=args.epochs) for n in args.sizes]
+    jobs = [dict(kind=args.kind, n=n, epochs=args.epochs) for n in args.sizes]
     if args.pipeline:
         jobs.append(dict(kind="pipeline"))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": str(args.threads),

@@ -1,0 +1,86 @@
+"""IE-HERCL speed: the default `fit` on DLPFC 151673 (counts + lowres image, CNN features included), one torch/BLAS
+thread, per stage: wall and CPU seconds of the process (`fit`'s `seconds`, `<stage>_cpu`), the machine and its load.
+
+CPU seconds are the figure to compare on a shared machine (wall grows with the load). Each run is a fresh
+subprocess; `--label` names the code state (e.g. 'before' / 'after'), `--fields` passes IEHERCLConfig fields
+(JSON) for a diagnostic variant. Per-stage CPU needs `fit`'s `<stage>_cpu` entries (benchmarks/iehercl_speed_wip.patch);
+without them those columns are NaN. ARI against the layer labels is reported, never used to choose anything here.
+Usage:  python benchmarks/iehercl_speed.py --label after [--fields '{"n_epochs": 60}'] [--dataset dlpfc_151673]
+Appends to benchmarks/results/iehercl_speed.csv.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _memory import status as _status  # noqa: E402
+
+DATASETS = ("dlpfc_151673", "her2st_a1")
+
+
+def child(dataset: str, fields: dict, seed: int) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    from stlit import iehercl
+    from stlit.data import load
+    from stlit.metrics import cluster_scores
+    a = load(dataset) if dataset != "her2st_a1" else load("her2st", section="A1")
+    truth = a.obs["truth"]
+    load0 = os.getloadavg()[0]
+    tic, cpu = time.perf_counter(), time.process_time()
+    res = iehercl.fit(a, truth.nunique(), seed=seed, verbose=False, device="cpu", **fields)
+    wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
+    ok = truth.notna().to_numpy()
+    s = res.seconds
+    return dict(dataset=dataset, n_spots=a.n_obs, seed=seed, fields=json.dumps(fields, sort_keys=True),
+                epochs=res.config.n_epochs, wall_s=round(wall, 1), cpu_s=round(cpu, 1),
+                **{f"{k}_cpu_s": round(s.get(k + "_cpu", float("nan")), 1) for k in ("inputs", "graphs", "train",
+                                                                                        "cluster")},
+                **{f"{k}_wall_s": round(s[k], 1) for k in ("inputs", "graphs", "train", "cluster")},
+                cpu_s_per_epoch=round(s.get("train_cpu", float("nan")) / res.config.n_epochs, 3),
+                final_loss=round(float(res.history["loss"].iloc[-1]), 4),
+                ari=round(cluster_scores(truth[ok].astype(str), res.labels[ok])["ari"], 4),
+                peak_rss_gib=round(_status("VmHWM"), 3), load_start=round(load0, 2),
+                load_end=round(os.getloadavg()[0], 2), machine=f"{platform.machine()} {os.cpu_count()} cores",
+                torch_threads=torch.get_num_threads())
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--label", required=True)
+    p.add_argument("--dataset", default="dlpfc_151673", choices=DATASETS)
+    p.add_argument("--fields", default="{}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--child", action="store_true")
+    args = p.parse_args()
+    fields = json.loads(args.fields)
+    if args.child:
+        print("RESULT " + json.dumps(child(args.dataset, fields, args.seed)), flush=True)
+        return
+    import pandas as pd
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, __file__, "--child", "--label", args.label, "--dataset", args.dataset,
+                           "--fields", args.fields, "--seed", str(args.seed)], capture_output=True, text=True, env=env)
+    found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not found:
+        sys.exit(proc.stderr[-3000:])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip()
+    row = {"label": args.label, "commit": commit, **json.loads(found[-1][7:]),
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out = HERE / "results" / "iehercl_speed.csv"
+    table = pd.DataFrame([row])
+    if out.exists():
+        table = pd.concat([pd.read_csv(out), table], ignore_index=True)
+    table.to_csv(out, index=False)
+    print(pd.DataFrame([row]).T.to_string())
+
+
+if __name__ == "__main__":
+    main()
