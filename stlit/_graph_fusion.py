@@ -329,7 +329,11 @@ def snf(affinities,  # list of >= 2 (n, n) affinity matrices (sparse or dense), 
         new = []
         for v in range(m):
             Q = (total - P[v]) / (m - 1)
-            Pn = S[v] @ Q @ S[v].T if dense else _masked_product(S[v], sp.csr_matrix(Q), mask)
+            if dense:  # S Q Sᵀ with S kept sparse (K entries per row): O(N²K) instead of O(N³); Q is symmetric
+                Sv = sp.csr_matrix(S[v])
+                Pn = np.asarray((Sv @ np.asarray(Sv @ Q).T).T)
+            else:
+                Pn = _masked_product(S[v], sp.csr_matrix(Q), mask)
             Pn = Pn + alpha * eye
             new.append((Pn + Pn.T) / 2)
         P = new
