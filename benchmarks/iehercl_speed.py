@@ -3,8 +3,8 @@ thread, per stage: wall and CPU seconds of the process (`fit`'s `seconds`, `<sta
 
 CPU seconds are the figure to compare on a shared machine (wall grows with the load). Each run is a fresh
 subprocess; `--label` names the code state (e.g. 'before' / 'after'), `--fields` passes IEHERCLConfig fields
-(JSON) for a diagnostic variant. Per-stage CPU needs `fit`'s `<stage>_cpu` entries (benchmarks/iehercl_speed_wip.patch);
-without them those columns are NaN. ARI against the layer labels is reported, never used to choose anything here.
+(JSON) for a diagnostic variant. Per-stage CPU comes from `fit`'s `<stage>_cpu` entries (older code:
+those columns are NaN). ARI against the layer labels is reported, never used to choose anything here.
 Usage:  python benchmarks/iehercl_speed.py --label after [--fields '{"n_epochs": 60}'] [--dataset dlpfc_151673]
 Appends to benchmarks/results/iehercl_speed.csv.
 """

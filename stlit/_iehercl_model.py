@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # the settings live on page 13 (stlit.iehercl imports this mo
     from stlit.iehercl import IEHERCLConfig
 
 # %% auto #0
-__all__ = ['similarity_graph', 'random_walk_positives', 'walk_graph', 'sample_negatives', 'contrastive_loss', 'ViewAttention',
-           'HybridEncoder', 'IEHERCLModel', 'soft_assign', 'sinkhorn_targets']
+__all__ = ['similarity_graph', 'random_walk_positives', 'walk_graph', 'sample_negatives', 'contrastive_loss', 'mean_aggregate',
+           'sage_decode', 'ViewAttention', 'HybridEncoder', 'IEHERCLModel', 'soft_assign', 'sinkhorn_targets']
 
 # %% ../nbs/13a_iehercl_model.ipynb #12b93fd8
 def similarity_graph(X, # (n_obs, d) features
@@ -34,10 +34,11 @@ def similarity_graph(X, # (n_obs, d) features
                      seed: int = 0, # PCA seed
                      ) -> sp.csr_matrix:
     "Sparse heat-kernel similarity graph (n_obs, n_obs) of L2-normalised (PCA) features."
-    X = np.asarray(X, dtype=np.float64)
     if n_pcs is not None and X.shape[1] > n_pcs:
         from sklearn.decomposition import PCA
-        X = PCA(n_components=min(n_pcs, X.shape[0] - 1), random_state=seed).fit_transform(X)
+        X = np.array(X, dtype=np.float64)  # our own copy: PCA centres it in place (copy=False), one (n, d) array
+        X = PCA(n_components=min(n_pcs, X.shape[0] - 1), random_state=seed, copy=False).fit_transform(X)
+    X = np.asarray(X, dtype=np.float64)
     X = X + 1e-12 * (np.linalg.norm(X, axis=1, keepdims=True) == 0)  # an all-zero row would break the L2 scaling
     return graph.heat_kernel(X, sigma=sigma, k=min(k, X.shape[0] - 1), scale="l2")
 
@@ -124,6 +125,26 @@ def contrastive_loss(z, # (n, d) embeddings
     return (den - num)[has].mean()
 
 # %% ../nbs/13a_iehercl_model.ipynb #1921971d
+def mean_aggregate(x: torch.Tensor, # (n, d) node features
+                   edge_index: torch.Tensor, # (2, E) edges source -> target (PyG's order)
+                   ) -> torch.Tensor:
+    "PyG's mean aggregation (`SAGEConv`, aggr='mean'): row i = mean of x over the sources of the edges into i (0 if none)."
+    n = x.shape[0]
+    src, dst = edge_index.cpu().numpy()
+    deg = np.maximum(np.bincount(dst, minlength=n), 1)
+    M = sp.csr_matrix((1.0 / deg[dst], (dst, src)), shape=(n, n), dtype=np.float32)  # O(E + n·d): no (E, d) gather
+    # SciPy's loop, not torch.sparse.mm: the latter's rounding followed the memory alignment of x (same seed, other
+    # embedding in the last bits)
+    return torch.as_tensor(M @ x.detach().cpu().numpy(), dtype=x.dtype).to(x.device)
+
+def sage_decode(conv, # a PyG SAGEConv (mean aggregation, root weight, no projection or normalisation)
+                z: torch.Tensor, # (n, d) input
+                edge_index: torch.Tensor, # (2, E)
+                ) -> torch.Tensor:
+    "`conv(z, edge_index)` as one matmul [mean_j z_j ‖ z_i]·[W_l ‖ W_r]ᵀ + b: one (n, d_out) output instead of three."
+    agg = conv.propagate(edge_index, x=(z, z))
+    return torch.addmm(conv.lin_l.bias, torch.cat([agg, z], 1), torch.cat([conv.lin_l.weight, conv.lin_r.weight], 1).t())
+
 class ViewAttention(nn.Module):
     "Per-spot softmax attention over V views of the same size: returns the weighted sum and the (n, V) weights."
     def __init__(self, dim: int, hidden: int = 32, enabled: bool = True):
@@ -151,12 +172,15 @@ class HybridEncoder(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.attn = ViewAttention(latent, attention_dim, attention)
 
-    def forward(self, x, edge_index):
+    def forward(self, x, edge_index, x_agg=None):
+        "x_agg: the neighbour mean of x (`mean_aggregate`), fixed while x is: the first SAGE layer then skips its gather."
         views = []
         if self.ae is not None:
             views.append(self.ae(x))
         if self.sage is not None:
-            views.append(self.sage[1](self.drop(F.elu(self.sage[0](x, edge_index))), edge_index))
+            first = self.sage[0]
+            h = first(x, edge_index) if x_agg is None else first.lin_l(x_agg) + first.lin_r(x)  # = SAGEConv's forward
+            views.append(self.sage[1](self.drop(F.elu(h)), edge_index))
         return self.attn(views)
 
 class IEHERCLModel(nn.Module):
@@ -172,14 +196,14 @@ class IEHERCLModel(nn.Module):
         self.decoders = nn.ModuleDict({m: SAGEConv(cfg.latent_dim, d) for m, d in dims.items()})
         self.centers = nn.Parameter(torch.zeros(n_clusters, cfg.latent_dim))
 
-    def forward(self, xs: dict, edge_index):
+    def forward(self, xs: dict, edge_index, xs_agg: dict | None = None):
         "Fused Z (n, latent), intra-modal weights per modality, cross-modal weights (n, M), reconstructions."
         fused, intra = [], {}
         for m in self.modalities:
-            z_m, intra[m] = self.encoders[m](xs[m], edge_index)
+            z_m, intra[m] = self.encoders[m](xs[m], edge_index, None if xs_agg is None else xs_agg[m])
             fused.append(z_m)
         z, beta = self.cross(fused)
-        recon = {m: self.decoders[m](z, edge_index) for m in self.modalities}
+        recon = {m: sage_decode(self.decoders[m], z, edge_index) for m in self.modalities}
         return z, intra, beta, recon
 
 # %% ../nbs/13a_iehercl_model.ipynb #e62aca77

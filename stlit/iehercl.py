@@ -23,9 +23,10 @@ from .core import (InputError, as_dense, get_coordinates, get_device, get_rep, i
                         spatial_library)
 from .method import check_spatial_graph, record, resolve_config
 from . import _iehercl_model
-from ._iehercl_model import (  # page 13a, re-exported: every name stays stlit.iehercl.X
-    HybridEncoder, IEHERCLModel, ViewAttention, _padded_rows, _pair_keys, contrastive_loss, random_walk_positives,
-    sample_negatives, similarity_graph, sinkhorn_targets, soft_assign, walk_graph)
+from stlit._iehercl_model import (  # page 13a, re-exported: every name stays stlit.iehercl.X
+    HybridEncoder, IEHERCLModel, ViewAttention, _padded_rows, _pair_keys, contrastive_loss, mean_aggregate,
+    random_walk_positives, sage_decode, sample_negatives, similarity_graph, sinkhorn_targets, soft_assign,
+    walk_graph)
 
 import_pyg()  # torch_geometric without its import-time warnings (stlit.core.quiet_imports)
 
@@ -127,18 +128,21 @@ def gene_features(adata, # AnnData with raw counts in X (or `layer`)
             raise InputError(str(err).strip('"')) from None
         return np.asarray(as_dense(X), dtype=np.float32), {"gene_input": f"obsm[{use_rep!r}]"}
     X = adata.X if layer is None else adata.layers[layer]
-    tmp = ad.AnnData(X=X.copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    # no copy of the counts: normalize_log writes a new layer and hvg only reads it (the user's X is not touched)
+    tmp = ad.AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
     if tmp.n_vars < 2:
         raise InputError(f"adata has {tmp.n_vars} genes: IE-HERCL needs expression (or a representation in use_rep=)")
     pp.normalize_log(tmp, target_sum=target_sum)
     pp.hvg(tmp, n_top_genes=n_top_genes, flavor=flavor)
     hv = tmp.var["highly_variable"].to_numpy(bool)
-    Xh = np.asarray(as_dense(tmp.layers["lognorm"][:, hv]), dtype=np.float32)
+    Xh = np.array(as_dense(tmp.layers["lognorm"][:, hv]), dtype=np.float32)  # (n, n_hvg): the one dense copy
+    del tmp
     mean, std = Xh.mean(0), Xh.std(0)
-    Xh = (Xh - mean) / np.where(std > 0, std, 1.0)
+    Xh -= mean  # in place: no (n, n_hvg) temporaries
+    Xh /= np.where(std > 0, std, 1.0)
     if max_value is not None:
-        Xh = np.clip(Xh, -max_value, max_value)
-    return Xh.astype(np.float32), {"gene_input": f"{int(hv.sum())} {flavor} HVGs of {'X' if layer is None else layer}"}
+        np.clip(Xh, -max_value, max_value, out=Xh)
+    return Xh, {"gene_input": f"{int(hv.sum())} {flavor} HVGs of {'X' if layer is None else layer}"}
 
 # %% ../nbs/13_iehercl.ipynb #4384f8b7
 def crop_side(adata, # AnnData with uns['spatial']
@@ -232,7 +236,7 @@ class IEHERCLResult:
     model: nn.Module
     config: IEHERCLConfig
     inputs: dict  # what was read and built (gene and image inputs, crop pixels, graph sizes)
-    seconds: dict  # wall time per stage
+    seconds: dict  # wall seconds per stage ('<stage>_cpu': CPU seconds)
 
 def _modality(cfg, adata, image_rep) -> tuple[str, str | None]:
     "The modalities used and, when the image is dropped automatically, why."
@@ -255,8 +259,11 @@ class _Run:
     "Tensors, positives and the step function of one training run."
     def __init__(self, xs: dict, A, S_feats, n_clusters, cfg, device, seed):
         self.cfg, self.device = cfg, device
-        self.xs = {m: torch.as_tensor(x).to(device) for m, x in xs.items()}
+        # torch-owned copies: the numpy arrays' memory alignment varies from run to run and with it the rounding
+        self.xs = {m: torch.tensor(x, device=device) for m, x in xs.items()}
         self.edge_index = graph.edge_index(A + sp.eye(A.shape[0], format="csr"), self_loops=False).to(device)
+        # the inputs are fixed: their neighbour means (the first SAGE layer's aggregation) are computed once
+        self.xs_agg = {m: mean_aggregate(x, self.edge_index).clone() for m, x in self.xs.items()}
         S = similarity_graph(S_feats, cfg.sigma, cfg.similarity_k, cfg.similarity_n_pcs, seed)
         pos, reach = random_walk_positives(walk_graph(S, A, cfg.walk_graph), cfg.walk_order, cfg.n_positives, cfg.walk_keep)
         reach = reach + graph.binarize(A)  # spatial neighbours are never negatives either
@@ -271,14 +278,15 @@ class _Run:
         from sklearn.cluster import KMeans
         with torch.no_grad():
             model.eval()
-            z = model(self.xs, self.edge_index)[0].cpu().numpy()
+            z = model(self.xs, self.edge_index, self.xs_agg)[0].cpu().numpy()
             model.train()
         km = KMeans(model.centers.shape[0], n_init=10, random_state=int(torch.randint(0, 2**31 - 1, ()).item()))
         model.centers.data.copy_(torch.as_tensor(km.fit(z).cluster_centers_, dtype=torch.float32))
 
     def step(self, model, epoch):
         cfg = self.cfg
-        z, _, _, recon = model(self.xs, self.edge_index)
+        z, _, _, recon = model(self.xs, self.edge_index, self.xs_agg)
+        # explicit form kept: F.mse_loss(reduction='sum') gave embeddings that differ in the last bits between runs
         rec = sum(((recon[m] - self.xs[m]) ** 2).sum(1).mean() for m in self.xs)
         neg, ok = sample_negatives(self.n, cfg.n_negatives, self.reached.cpu())
         con = contrastive_loss(z, self.pos_idx, self.pos_mask, neg.to(self.device), ok.to(self.device),
@@ -345,37 +353,39 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
     Writes (`OUTPUTS`): `obs[key_added]` (categorical labels), `obsm['X_' + key_added]` (n_obs, latent_dim) fused
     embedding, `obsm[key_added + '_modality_weights']` (n_obs, 2) cross-modal weights (gene, image; Fig. 10),
     `uns[key_added]` with `params`, `history`, `inputs` (what was read; `modality`, and why the image was dropped)
-    and `seconds`."""
+    and `seconds` (wall per stage; `<stage>_cpu`: CPU seconds of this process)."""
     cfg = resolve_config(IEHERCLConfig, config, fields, method="iehercl")
     n_clusters = _check_n_clusters(n_clusters, adata.n_obs)
     modality, dropped = _modality(cfg, adata, image_rep)
     if dropped:
         logger.warning(f"iehercl: {dropped}")
     device = get_device(device)
-    seconds, tic = {}, time.perf_counter()
+    seconds, tic, cpu = {}, time.perf_counter(), time.process_time()
+    def lap(stage):  # wall and CPU seconds of this process per stage
+        nonlocal tic, cpu
+        seconds[stage], seconds[stage + "_cpu"] = time.perf_counter() - tic, time.process_time() - cpu
+        tic, cpu = time.perf_counter(), time.process_time()
     with seeded(seed):
         A, n_isolated = _spatial_graph(adata, spatial_key, cfg)
         xs, info = _inputs(adata, cfg, modality, layer, use_rep, image_rep, backbone, weights, crop_px, spatial_key,
                            device, seed, verbose)
-        seconds["inputs"] = time.perf_counter() - tic
-        tic = time.perf_counter()
+        lap("inputs")
         run = _Run(xs, A, xs["gene" if "gene" in xs else "image"], n_clusters, cfg, device, seed)
-        seconds["graphs"] = time.perf_counter() - tic
-    tic = time.perf_counter()
+        lap("graphs")
+        xs = dict.fromkeys(xs)  # the numpy inputs are no longer needed (run.xs holds them): free them
     res = train.fit(run.model, run.step, cfg.n_epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, device=device,
                     seed=seed, verbose=verbose, desc="IE-HERCL")
-    seconds["train"] = time.perf_counter() - tic
-    tic = time.perf_counter()
+    lap("train")
     model = res.model.eval()
     with torch.no_grad():
-        z, intra, beta, _ = model(run.xs, run.edge_index)
+        z, intra, beta, _ = model(run.xs, run.edge_index, run.xs_agg)
         soft = soft_assign(z, model.centers).argmax(1).cpu().numpy()
     Z = z.cpu().numpy().astype(np.float32)
     labels = cluster.mclust(Z, n_clusters, pca=min(cfg.cluster_pcs, Z.shape[1]), seed=cfg.mclust_seed)
     if refine:
         labels = cluster.refine_labels(labels, get_coordinates(adata, spatial_key),
                                        min(cfg.refine_neighbors, adata.n_obs - 1))
-    seconds["cluster"] = time.perf_counter() - tic
+    lap("cluster")
     beta = beta.cpu().numpy()
     weights_df = pd.DataFrame({"gene": beta[:, 0] if "gene" in xs else 0.0,
                                "image": beta[:, -1] if "image" in xs else 0.0}, index=adata.obs_names)

@@ -185,3 +185,16 @@ def test_isolated_spots_are_kept_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="stlit"):
         res = iehercl.fit(adata, 5, radius=150.0, **FAST)
     assert "isolated" in caplog.text and res.inputs["n_isolated"] == 1 and len(res.labels) == 144
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_gene_features_leave_the_counts_untouched(sparse):
+    "gene_features no longer copies the counts: the caller's X (sparse or dense) must come out bit for bit the same."
+    adata = _toy()
+    adata.X = sp.csr_matrix(adata.X) if sparse else np.asarray(adata.X.toarray() if sp.issparse(adata.X) else adata.X)
+    before = adata.X.copy()
+    X, info = iehercl.gene_features(adata, n_top_genes=30, max_value=2.0)
+    same = (adata.X != before).nnz == 0 if sparse else np.array_equal(adata.X, before)
+    assert same and type(adata.X) is type(before)
+    assert X.dtype == np.float32 and X.shape == (144, 30) and np.abs(X).max() <= 2.0
+    assert np.allclose(X.mean(0), 0, atol=0.2) and "30 seurat HVGs" in info["gene_input"]
