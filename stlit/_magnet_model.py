@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._magnet_genes import MagnetConfig
+from .core import import_pyg
+
 
 # %% auto #0
 __all__ = ['GCNEncoder', 'block_norm', 'BlockGCN', 'GenePooling', 'info_nce', 'margin_loss', 'contrastive_loss',
@@ -25,6 +27,7 @@ class GCNEncoder(nn.Module):
     "Two-layer GCN (Eq. 6). Shapes: x (n_nodes, F_in), edge_index (2, n_edges) -> (n_nodes, out_dim)."
     def __init__(self, in_dim: int, hidden_dim: int = 64, out_dim: int = 32, dropout: float = 0.1):
         super().__init__()
+        import_pyg()  # torch_geometric without its import-time warnings (once per process)
         from torch_geometric.nn import GCNConv
         self.conv1, self.conv2 = GCNConv(in_dim, hidden_dim), GCNConv(hidden_dim, out_dim)
         self.dropout = dropout
@@ -141,6 +144,7 @@ class CellGeneAttention(nn.Module):
         if mode == "global":
             return F.scaled_dot_product_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0),
                                                   dropout_p=dropout).squeeze(0)
+        import_pyg()  # torch_geometric without its import-time warnings (once per process)
         from torch_geometric.utils import softmax
         src, dst = edge_index
         logits = (q[:, dst] * k[:, src]).sum(-1).T / math.sqrt(self.dk)  # (E, H)
@@ -221,6 +225,7 @@ class CodeCellEncoder(nn.Module):
     "The code's GraphEncoder: 3 GCN layers with BatchNorm, a Linear residual and an identity residual. (N, F) -> (N, d)."
     def __init__(self, in_dim: int, hidden_dim: int = 64, out_dim: int = 32, dropout: float = 0.1):
         super().__init__()
+        import_pyg()  # torch_geometric without its import-time warnings (once per process)
         from torch_geometric.nn import GCNConv
         self.conv1, self.conv2, self.conv3 = GCNConv(in_dim, hidden_dim), GCNConv(hidden_dim, out_dim), GCNConv(out_dim, out_dim)
         self.bn1, self.bn2, self.bn3 = nn.BatchNorm1d(hidden_dim), nn.BatchNorm1d(out_dim), nn.BatchNorm1d(out_dim)
@@ -324,6 +329,7 @@ def recon_loss(z, # (N, d)
             weight[exclude[0], exclude[1]] = 0.0
             weight[exclude[1], exclude[0]] = 0.0
         return F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") / weight.sum()
+    import_pyg()  # torch_geometric without its import-time warnings (once per process)
     from torch_geometric.utils import negative_sampling
     neg = negative_sampling(known_edges if known_edges is not None else pos_edges, num_nodes=n,
                             num_neg_samples=max(1, int(round(neg_ratio * pos_edges.shape[1]))))

@@ -20,7 +20,7 @@ from . import _magnet_eval, _magnet_genes, _magnet_model, graph, train
 from ._magnet_eval import *
 from ._magnet_genes import *
 from ._magnet_model import *
-from .core import InputError, Key, check_graph, check_matrix, get_coordinates, get_device, logger, seeded
+from .core import InputError, Key, check_graph, check_matrix, get_coordinates, get_device, logger, seeded, import_pyg
 from .method import check_spatial_graph, record, resolve_config
 from .metrics import link_scores
 
@@ -45,6 +45,7 @@ def split_edges(target: sp.spmatrix, # (N, N) target adjacency (symmetrised here
                 seed: int = 0,
                 ) -> EdgeSplit:
     "RandomLinkSplit of an undirected target graph into training edges and balanced test pairs."
+    import_pyg()  # torch_geometric without its import-time warnings (once per process)
     from torch_geometric.data import Data
     from torch_geometric.transforms import RandomLinkSplit
     if not 0 < test_fraction < 1:
@@ -460,6 +461,7 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
 class _GCNVariational(nn.Module):
     def __init__(self, in_dim, hidden, out):
         super().__init__()
+        import_pyg()  # torch_geometric without its import-time warnings (once per process)
         from torch_geometric.nn import GCNConv
         self.conv1, self.mu, self.logstd = GCNConv(in_dim, hidden), GCNConv(hidden, out), GCNConv(hidden, out)
 
@@ -469,6 +471,7 @@ class _GCNVariational(nn.Module):
 
 def _train_gae(kind, x, edges, train_pos, epochs, lr):
     "A PyG GAE or VGAE trained on `train_pos`, full batch (draws from the global generators: run it seeded)."
+    import_pyg()  # torch_geometric without its import-time warnings (once per process)
     from torch_geometric.nn import GAE, VGAE
     if kind == "vgae":
         model = VGAE(_GCNVariational(x.shape[1], 64, 32)).to(x.device)

@@ -49,3 +49,18 @@ def test_toy_end_to_end():
     assert scores["ari"] > 0.3, scores
     again = stlit.cluster.mclust(emb, k, backend="python", seed=2020)
     np.testing.assert_array_equal(labels, again)
+
+
+def test_no_import_time_warnings_from_torch_geometric():
+    "A fresh process that uses each PyG-backed function prints neither torch's jit FutureWarning nor tqdm's IProgress."
+    import subprocess, sys
+    code = ("import numpy as np, scipy.sparse as sp\n"
+            "import stlit.magnet as m, stlit.graph as g\n"
+            "A = sp.random(40, 40, density=0.2, random_state=0); A = A + A.T\n"
+            "m.split_edges(A); g.to_pyg(A)\n")
+    for first in ("stlit.magnet", "stlit.graph"):  # magnet's lazy imports were the leak (rendered book, 2026-12-03)
+        out = subprocess.run([sys.executable, "-W", "default", "-c", code.replace("stlit.magnet as m, stlit.graph as g",
+                              f"{first}; import stlit.magnet as m, stlit.graph as g")],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert "torch.jit.script" not in out.stderr and "IProgress" not in out.stderr, out.stderr[-2000:]
