@@ -275,7 +275,9 @@ def embedding_umap(adata,
     keys = [color] if isinstance(color, str) else list(color)
     extra = [match_to] if match_to is not None and match_to not in keys else []
     small = _neighbors_copy(adata, use_rep, keys + extra, n_neighbors, seed)
-    sc.tl.umap(small, random_state=seed, min_dist=min_dist)
+    from stlit.core import quiet_imports
+    with quiet_imports():  # umap imports tqdm.auto: its IProgress warning
+        sc.tl.umap(small, random_state=seed, min_dist=min_dist)
     xy = small.obsm["X_umap"]
     if key_added is not None:
         adata.obsm[key_added] = xy.copy()
