@@ -144,7 +144,7 @@ def progress(iterable: Iterable, verbose: bool = True, **kwargs):
 
 # Import-time warnings of libraries we use, not of the user's code: torch 2.14 deprecates `torch.jit.script`, which
 # torch_geometric calls when imported; tqdm.auto warns in a Jupyter kernel without ipywidgets (it falls back to text).
-_IMPORT_NOISE = ((r"`torch\.jit\.script` is deprecated", FutureWarning), (r"IProgress not found", Warning))
+_IMPORT_NOISE = ((r"`torch\.jit\.script` is deprecated", Warning), (r"IProgress not found", Warning))  # torch 2.14: FutureWarning; 2.13: DeprecationWarning
 
 @contextlib.contextmanager
 def quiet_imports():
