@@ -1,17 +1,24 @@
-"""IE-HERCL on every labelled section here, beside its gene-only variant and the baselines (ARI, NMI, AMI, FMI, HS).
+"""IE-HERCL on every labelled section here, beside its gene-only and image-only variants and the baselines
+(ARI, NMI, AMI, FMI, HS; CPU and wall seconds; peak RSS).
 
-Datasets: HER2+ A1 (pathologist labels, 2,000-px app PNG), B4 and C2-C6 (full-resolution H&E; truth = the her2st
-*expression-cluster annotation*, `obs['expr_cluster']`: clusters of expression, not a pathologist's reading),
-DLPFC 151673 (layers, lowres image), Visium breast cancer A1 (K = 20; gene input = the m2ST authors' 200 PCA features,
-lowres image). K = the number of labelled domains. Methods: IE-HERCL (default fit, CNN features included), its
-gene-only variant (`modality='gene'`), `stlit.baselines.run` for pca_leiden, pca_mclust, smoothed_pca_gmm and the peers
-(banksy, spagcn, graphst and stagate at fewer epochs than the packages' own: labelled in `method`).
+Datasets (in the order run: the must-show numbers first): DLPFC 151673 (layers, lowres image), HER2+ A1 (pathologist
+labels, 2,000-px app PNG), Visium breast cancer A1 (K = 20; gene input = the m2ST authors' 200 PCA features, lowres
+image), HER2+ B4 and C2-C6 (full-resolution H&E; truth = the her2st *expression-cluster annotation*,
+`obs['expr_cluster']`: clusters of expression, not a pathologist's reading). K = the number of labelled domains.
+Methods: IE-HERCL (default fit, CNN features included), its gene-only (`modality='gene'`) and image-only
+(`modality='image'`) variants, `stlit.baselines.run` for pca_leiden, pca_mclust and smoothed_pca_gmm, and m2ST
+(`stlit.m2st.fit` defaults). The peers (GraphST, STAGATE, BANKSY, SpaGCN) are NOT rerun here: the chapter reads them
+from benchmarks/results/domains.csv where the same dataset was run there (`PEER_DATASETS`).
 One process, resumable: rows already in the CSV (dataset, method, seed) are skipped, every row is appended at once.
-Usage:  python benchmarks/iehercl_datasets.py [--seeds 0] [--methods ...] [--datasets ...]
+Usage:  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 19 python benchmarks/iehercl_datasets.py \
+            [--seeds 0] [--methods ...] [--datasets ...]
 Writes benchmarks/results/iehercl_datasets.csv.
 """
 import argparse
+import datetime
 import os
+import platform
+import sys
 import time
 from pathlib import Path
 
@@ -19,12 +26,15 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _memory import reset_peak, status  # noqa: E402
+
 OUT = HERE / "results" / "iehercl_datasets.csv"
-DATASETS = ["her2st_a1", "her2st_b4", "her2st_c2", "her2st_c3", "her2st_c4", "her2st_c5", "her2st_c6", "dlpfc_151673",
-            "breast_cancer"]
-METHODS = ["iehercl", "iehercl_gene", "pca_leiden", "pca_mclust", "smoothed_pca_gmm", "banksy", "spagcn",
-           "graphst_200ep", "stagate_200ep"]
-PEER_KW = {"graphst_200ep": ("graphst", {"epochs": 200}), "stagate_200ep": ("stagate", {"epochs": 200})}
+DATASETS = ["dlpfc_151673", "her2st_a1", "breast_cancer", "her2st_b4", "her2st_c2", "her2st_c3", "her2st_c4",
+            "her2st_c5", "her2st_c6"]
+METHODS = ["iehercl", "iehercl_gene", "pca_leiden", "pca_mclust", "smoothed_pca_gmm", "iehercl_image", "m2st"]
+PEER_DATASETS = {"dlpfc_151673": "dlpfc_151673", "her2st_a1": "her2st_a1", "breast_cancer": "bc_a1"}  # -> domains.csv
+PEERS = ["banksy", "spagcn", "graphst", "stagate"]
 
 
 def load(name):
@@ -48,23 +58,35 @@ def load(name):
     return a, a.obs["truth"], "X_authors_pca", "pathologist annotation (20 domains)"
 
 
+NO_INFO = {"modality": "", "image_weight_mean": np.nan, "image_weight_sd": np.nan, "crop_image_px": np.nan}
+
+
 def run_one(method, a, K, use_rep, seed):
     "labels, info"
-    from stlit import baselines, iehercl
+    from stlit import baselines, iehercl, m2st
     if method.startswith("iehercl"):
-        modality = "gene" if method == "iehercl_gene" else "auto"
-        res = iehercl.fit(a, K, use_rep=use_rep, modality=modality, seed=seed, verbose=False, device="cpu",
-                          key_added="ie")
+        modality = {"iehercl_gene": "gene", "iehercl_image": "image"}.get(method, "auto")
+        res = iehercl.fit(a.copy(), K, use_rep=None if modality == "image" else use_rep, modality=modality,
+                          seed=seed, verbose=False, device="cpu", key_added="ie")
         w = res.modality_weights["image"].to_numpy()
         return res.labels, {"modality": res.inputs["modality"], "image_weight_mean": float(w.mean()),
-                            "crop_image_px": res.inputs.get("crop_image_px", np.nan)}
-    name, kw = PEER_KW.get(method, (method, {}))
+                            "image_weight_sd": float(w.std()), "crop_image_px": res.inputs.get("crop_image_px", np.nan)}
+    if method == "m2st":
+        graph = "adjacency" if "adjacency" in a.obsp else None  # the m2ST authors' graph where it came with the data
+        return m2st.fit(a.copy(), K, use_rep=use_rep, graph_key=graph, seed=seed, verbose=False,
+                        device="cpu").labels, dict(NO_INFO)
     b = a.copy()
     if use_rep is not None:  # features in X (the baselines' feature path)
         import anndata as ad
         b = ad.AnnData(X=a.obsm[use_rep], obs=a.obs[[]].copy(), obsm={"spatial": a.obsm["spatial"]})
-    baselines.run(name, b, K, seed=seed, key_added="bl", **kw)
-    return b.obs["bl"].astype(str).to_numpy(), {"modality": "", "image_weight_mean": np.nan, "crop_image_px": np.nan}
+    baselines.run(method, b, K, seed=seed, key_added="bl")
+    return b.obs["bl"].astype(str).to_numpy(), dict(NO_INFO)
+
+
+def machine() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else "?"
+    return f"{os.cpu_count()} cores, {cpu}"
 
 
 def main():
@@ -89,6 +111,8 @@ def main():
             ok = truth.notna().to_numpy()
             K = int(truth[ok].nunique())
             for method in todo:
+                reset_peak()
+                load0 = os.getloadavg()[0]
                 tic, cpu = time.perf_counter(), time.process_time()
                 try:
                     labels, info = run_one(method, a, K, use_rep, seed)
@@ -96,11 +120,13 @@ def main():
                     err = ""
                 except Exception as e:  # noqa: BLE001 -- recorded in the table, the run goes on
                     s, err = {}, f"{type(e).__name__}: {str(e)[:200]}".replace("\n", " ")
-                    info = {"modality": "", "image_weight_mean": np.nan, "crop_image_px": np.nan}
+                    info = dict(NO_INFO)
                 row = dict(dataset=dataset, truth=kind, n_spots=a.n_obs, n_labelled=int(ok.sum()), K=K, method=method,
                            seed=seed, **{m: s.get(m, np.nan) for m in ("ari", "nmi", "ami", "fmi", "hs")},
                            cpu_s=round(time.process_time() - cpu, 1), wall_s=round(time.perf_counter() - tic, 1),
-                           load_1min=round(os.getloadavg()[0], 1), error=err, **info)
+                           peak_rss_gib=round(status("VmHWM"), 3), load_1min_start=round(load0, 1),
+                           load_1min_end=round(os.getloadavg()[0], 1), error=err, **info, machine=machine(),
+                           date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"))
                 pd.DataFrame([row]).to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
                 print(row, flush=True)
 
