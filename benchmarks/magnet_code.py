@@ -44,11 +44,35 @@ def _setup():
 
 
 def _append(name, row):
+    "Append one row (a new column widens the file: the old rows get NaN there)."
     import pandas as pd
     OUT.mkdir(exist_ok=True)
     path = OUT / name
-    pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+    new = pd.DataFrame([row])
+    if path.exists():
+        old = pd.read_csv(path)
+        if set(new.columns) - set(old.columns):
+            pd.concat([old, new], ignore_index=True).to_csv(path, index=False)
+        else:
+            new.reindex(columns=old.columns).to_csv(path, mode="a", header=False, index=False)
+    else:
+        new.to_csv(path, index=False)
     print(json.dumps(row, default=str), flush=True)
+
+
+def _done(name, **key):
+    "Whether `name` already holds a row with these values (the runs resume where they stopped)."
+    import pandas as pd
+    path = OUT / name
+    if not path.exists():
+        return False
+    t = pd.read_csv(path)
+    if any(k not in t for k in key):
+        return False
+    mask = np.ones(len(t), bool)
+    for k, v in key.items():
+        mask &= t[k].astype(str).values == str(v)
+    return bool(mask.any())
 
 
 def _config(name, **extra):
@@ -86,46 +110,81 @@ def _gates(res, adata, views):
     return row
 
 
+CACHE = Path("/tmp/magnet_code_cache")  # prepared inputs per configuration (same seed 0: resumed runs skip prepare)
+
+
 def _seqfish_inputs(config):
+    "seqFISH and its prepared inputs; wall and CPU seconds of `prepare` (cached: the seconds of the first run)."
+    import pickle
     from stlit import magnet
     from stlit.data import load
     adata = load("seqfish_deeplinc")
-    tic = time.perf_counter()
+    cache = CACHE / f"{config}.pkl"
+    if cache.exists():
+        with open(cache, "rb") as f:
+            return (adata, *pickle.load(f))
+    tic, cpu = time.perf_counter(), time.process_time()
     inputs = magnet.prepare(adata, seed=0, config=_config(config, **PREP))
-    return adata, inputs, time.perf_counter() - tic
+    seconds = dict(prepare_s=time.perf_counter() - tic, prepare_cpu_s=time.process_time() - cpu,
+                   **{f"prepare_{k}_s": v for k, v in inputs.seconds.items()})
+    CACHE.mkdir(exist_ok=True)
+    with open(cache, "wb") as f:
+        pickle.dump((inputs, seconds), f)
+    return adata, inputs, seconds
+
+
+def _distance_matched(res, inputs, seed):
+    "AP/AUROC of the same trained model on the distance-matched held-out pairs (stlit.magnet.distance_matched_split)."
+    import torch
+    from stlit import magnet
+    from stlit.metrics import link_scores
+    try:
+        dm = magnet.distance_matched_split(res.split, inputs.coords, seed=seed)
+    except Exception as err:  # recorded, not a crash of a resumable run
+        return dict(dm_error=f"{type(err).__name__}: {err}")
+    s = link_scores(dm.test_label.numpy(), magnet.decode(torch.as_tensor(res.embedding), dm.test_pairs).numpy())
+    return dict(dm_ap=s["ap"], dm_auroc=s["auroc"], dm_pairs=len(dm.test_label))
 
 
 def ap(seeds, configs=("paper", "code"), pieces=None, protocols=("paper", "leak_free")):
-    "AP on seqFISH (multiview target, split 0.3, 120 epochs), both protocols; gates per run and per cell type."
+    """AP on seqFISH (multiview target, split 0.3, 120 epochs), both protocols, and the distance-matched pairs scored
+    with the same trained model; gates per run and per cell type (seed 0). Rows already in the CSV are skipped.
+    `pieces`: code() with each piece reverted alone, leak-free, seeds outermost (every piece at seed 0 first)."""
     _setup()
     import pandas as pd
     from stlit import magnet
+    out = "magnet_code_pieces.csv" if pieces is not None else "magnet_code_ap.csv"
     for config in configs:
-        adata, inputs, prep_s = _seqfish_inputs(config)
         variants = {config: {}} if pieces is None else {f"code without {p}": kw for p, kw in PIECES.items()}
-        for variant, kw in variants.items():
-            for seed in seeds:
-                for protocol in (("leak_free",) if pieces is not None else protocols):
-                    a = adata.copy()
-                    tic, cpu = time.perf_counter(), time.process_time()
-                    res = magnet.fit(a, inputs=inputs, config=_config(config, **PREP, **kw), seed=seed,
-                                     protocol=protocol, verbose=False)
-                    row = dict(config=variant, seed=seed, protocol=protocol, ap=res.scores["ap"],
-                               auroc=res.scores["auroc"], train_s=time.perf_counter() - tic,
-                               train_cpu_s=time.process_time() - cpu, prepare_s=prep_s,
-                               **_gates(res, a, magnet.VIEWS),
-                               when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-                    _append("magnet_code_pieces.csv" if pieces is not None else "magnet_code_ap.csv", row)
-                    if pieces is None and seed == seeds[0]:
-                        labels = a.obs["Cell_class_name"] if "Cell_class_name" in a.obs else None
-                        if labels is not None:
-                            t = pd.DataFrame(res.view_weights, columns=list(magnet.VIEWS)).groupby(labels.values).agg(["mean", "std"])
-                            t.columns = [f"{v}_{s}" for v, s in t.columns]
-                            t.insert(0, "cells", labels.value_counts().reindex(t.index).values)
-                            t.insert(0, "protocol", protocol)
-                            t.insert(0, "config", config)
-                            path = OUT / "magnet_code_gates_by_type.csv"
-                            t.rename_axis("cell_type").reset_index().to_csv(path, mode="a", header=not path.exists(), index=False)
+        todo = [(seed, variant, protocol) for seed in seeds for variant in variants
+                for protocol in (("leak_free",) if pieces is not None else protocols)]
+        if pieces is None:  # configuration, then seed: the order of the old runs
+            todo.sort(key=lambda t: (t[0], protocols.index(t[2])))
+        todo = [t for t in todo if not _done(out, config=t[1], seed=t[0], protocol=t[2])]
+        if not todo:
+            continue
+        adata, inputs, prep = _seqfish_inputs(config)
+        for seed, variant, protocol in todo:
+            kw = variants[variant]
+            a = adata.copy()
+            tic, cpu = time.perf_counter(), time.process_time()
+            res = magnet.fit(a, inputs=inputs, config=_config(config, **PREP, **kw), seed=seed,
+                             protocol=protocol, verbose=False)
+            row = dict(config=variant, seed=seed, protocol=protocol, ap=res.scores["ap"],
+                       auroc=res.scores["auroc"], train_s=time.perf_counter() - tic,
+                       train_cpu_s=time.process_time() - cpu, **prep,
+                       **_gates(res, a, magnet.VIEWS), **_distance_matched(res, inputs, seed),
+                       when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            _append(out, row)
+            if pieces is None and seed == 0 and "Cell_class_name" in a.obs:
+                labels = a.obs["Cell_class_name"]
+                t = pd.DataFrame(res.view_weights, columns=list(magnet.VIEWS)).groupby(labels.values).agg(["mean", "std"])
+                t.columns = [f"{v}_{s}" for v, s in t.columns]
+                t.insert(0, "cells", labels.value_counts().reindex(t.index).values)
+                t.insert(0, "protocol", protocol)
+                t.insert(0, "config", config)
+                path = OUT / "magnet_code_gates_by_type.csv"
+                t.rename_axis("cell_type").reset_index().to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
 TABLE3_SETS = ("spatial", "spatial+lr", "spatial+similarity", "lr+similarity", "spatial+lr+similarity")
@@ -135,7 +194,7 @@ def table3(seeds, epochs=120, view_sets=TABLE3_SETS):
     "Table 3: the multiview target, the model given each listed view set (paper config)."
     _setup()
     from stlit import magnet
-    adata, inputs, prep_s = _seqfish_inputs("paper")
+    adata, inputs, _ = _seqfish_inputs("paper")
     for views in view_sets:
         for seed in seeds:
             for protocol in ("paper", "leak_free"):
