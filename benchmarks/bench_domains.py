@@ -42,6 +42,23 @@ def commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def _version(dist: str) -> str:
+    import importlib.metadata
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _grouped(missing: list) -> str:
+    "(method, dataset, seed) triples as 'method: dataset (seeds ...), ...; method: ...'."
+    by = {}
+    for m, d, s in missing:
+        by.setdefault(m, {}).setdefault(d, []).append(s)
+    return "; ".join(f"{m}: " + ", ".join(f"{d} (seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, ss))})"
+                                          for d, ss in ds.items()) for m, ds in by.items())
+
+
 def write_note(params: dict) -> None:
     "domains.md: machine, settings, and which (method, dataset, seed) of the full grid have no row yet."
     rows = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame(columns=["method", "dataset", "seed"])
@@ -50,14 +67,17 @@ def write_note(params: dict) -> None:
     missing = [(m, d, s) for s in params["seeds"] for d in params["datasets"] for m in params["methods"]
                if (m, d, s) not in have and not (m == "iehercl" and d not in iehercl_sets)]
     errors = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
+    from stlit.baselines import PEERS
+    dists = [dist for _, dist in PEERS.values()] + ["stlit", "torch", "scanpy", "scikit-learn"]
     lines = [f"# domains.csv: how it was measured ({datetime.date.today().isoformat()})", "",
              f"- Machine: {machine()}; torch threads {params.get('n_threads', 1)}, OPENBLAS/OMP/MKL threads 1.",
              f"- Script: `python benchmarks/bench_domains.py` (executes experiments/bench_domains.ipynb, profile full); "
-             f"stlit at commit {commit()}.",
+             f"stlit at commit {commit()} for the latest call (rows of earlier calls: `git log -p` of domains.csv; `date` column).",
              f"- Epochs: {params.get('peer_epochs') or 'the packages defaults (STAGATE 1,000, GraphST 600)'}.",
+             "- Packages when this note was written (importlib.metadata): " + ", ".join(f"{d} {_version(d)}" for d in dists) + ".",
              f"- Rows: {len(rows)} ({len(errors)} with an error); grid: {len(params['methods'])} methods x "
              f"{len(params['datasets'])} datasets x seeds {params['seeds']}.",
-             f"- Not run yet ({len(missing)}): " + (", ".join(f"{m}/{d}/seed {s}" for m, d, s in missing) or "none") + "."]
+             f"- Not run yet ({len(missing)}): " + (_grouped(missing) or "none") + "."]
     CSV.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
