@@ -132,6 +132,44 @@ def test_bad_inputs(toys, genes, monkeypatch, tmp_path):
         hg.cross_validate(toys, protocol="random", genes=genes, **TINY)
 
 
+def _imaged_section(seed=1):
+    "A toy section (36 spots) whose hires image is glass except for tissue discs under the spots (top-left part)."
+    a = toy_visium(n_rows=6, n_cols=6, n_genes=60, seed=seed)
+    lib = a.uns["spatial"]["toy_visium"]
+    scale = lib["scalefactors"]["tissue_hires_scalef"]
+    xy = a.obsm["spatial"] * scale
+    h, w = int(xy[:, 1].max() * 2.2), int(xy[:, 0].max() * 2.2)
+    yy, xx = np.mgrid[:h, :w]
+    tissue = ((xx[..., None] - xy[:, 0]) ** 2 + (yy[..., None] - xy[:, 1]) ** 2 <= (60 * scale) ** 2).any(-1)
+    img = np.full((h, w, 3), 245, np.uint8)
+    img[tissue] = (200, 120, 170)  # H&E-like pink
+    lib["images"]["hires"] = img
+    a.obs["section"] = f"I{seed}"
+    return a
+
+
+def test_bad_images(genes):
+    "Spots outside the image, and an image mirrored or at another scale than the spot file: clear errors in fit and predict."
+    cfg = {**TINY, "crops_key": None, "crop_size": 32, "epochs": 1}
+    good = _imaged_section()
+    model = hg.fit([good], genes=genes, **cfg)  # the aligned image trains: the errors below come from the image alone
+    outside = good.copy()
+    outside.obsm["spatial"] = outside.obsm["spatial"].copy()
+    outside.obsm["spatial"][:2] += 1e5
+    with pytest.raises(InputError, match="2 of 36 spots lie outside the hires image"):
+        hg.fit([outside], genes=genes, **cfg)
+    mirrored = good.copy()
+    mirrored.uns["spatial"]["toy_visium"]["images"]["hires"] = good.uns["spatial"]["toy_visium"]["images"]["hires"][::-1].copy()
+    with pytest.raises(InputError, match="does not match the hires image.*mirrored in y"):
+        hg.fit([mirrored], genes=genes, **cfg)
+    with pytest.raises(InputError, match="does not match the hires image.*mirrored in y"):
+        hg.predict(model, mirrored)
+    rescaled = good.copy()
+    rescaled.uns["spatial"]["toy_visium"]["scalefactors"]["tissue_hires_scalef"] /= 2
+    with pytest.raises(InputError, match="does not match the hires image.*scaled by 2"):
+        hg.fit([rescaled], genes=genes, **cfg)
+
+
 def test_trunk_auto_prefers_cached_shufflenet(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     assert hg.resolve_trunk("auto", "imagenet") == (hg.OFFLINE_TRUNK, "imagenet")
