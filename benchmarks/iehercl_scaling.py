@@ -7,7 +7,9 @@ with the number of spots). Each size runs in a fresh subprocess; the peak reside
 data are built, so `peak_increment_gib` = peak during fit - resident memory before it. The whole fit runs (inputs,
 heat-kernel kNN graph, random walks, training, Sinkhorn, mclust on PCA-20, refinement) with few epochs: memory does not
 depend on the number of epochs; `seconds_per_epoch` gives the training cost.
-Usage:  python benchmarks/iehercl_scaling.py [--sizes 20000 100000] [--epochs 2] [--pipeline] [--append]
+`--rss-cap-gib` stops a size whose resident memory passes the cap (a shared machine: better an error row than the
+kernel's OOM killer); the row then says where it stopped.
+Usage:  python benchmarks/iehercl_scaling.py [--sizes 20000 100000] [--epochs 2] [--pipeline] [--append] [--rss-cap-gib 14]
 Writes benchmarks/results/iehercl_scaling.csv.
 """
 import argparse
@@ -23,9 +25,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _memory import reset_peak as _reset_peak, status as _status  # noqa: E402
-
-
-
 
 
 def run_size(n_spots: int, epochs: int, threads: int, kind: str = "tiled") -> dict:
@@ -57,9 +56,13 @@ def run_size(n_spots: int, epochs: int, threads: int, kind: str = "tiled") -> di
     _reset_peak()
     base = _status("VmRSS")
     samples, stop = [], threading.Event()
+    cap, t0 = float(os.environ.get("IEHERCL_RSS_CAP_GIB", "inf")), time.perf_counter()
     def sample():  # RSS every 20 ms, attributed to fit's stages by their durations afterwards
         while not stop.is_set():
             samples.append((time.perf_counter(), _status("VmRSS")))
+            if samples[-1][1] > cap:  # a shared machine: stop before the kernel's OOM killer picks a victim
+                print(f"RSS_CAP {samples[-1][1]:.2f} GiB > {cap} GiB after {time.perf_counter() - t0:.0f} s", flush=True)
+                os._exit(3)
             time.sleep(0.02)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -111,6 +114,8 @@ def main():
     p.add_argument("--pipeline", action="store_true", help="also time the default fit on DLPFC 151673")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--kind", default="tiled", help="row label of the tiled runs (e.g. the code state)")
+    p.add_argument("--rss-cap-gib", type=float, default=float("inf"),
+                   help="stop a size whose resident memory passes this (shared machine; recorded as an error row)")
     p.add_argument("--child", type=str, default=None)
     p.add_argument("--append", action="store_true", help="merge into the existing CSV (same kind/size replaced)")
     args = p.parse_args()
@@ -124,7 +129,7 @@ def main():
     jobs = [dict(kind=args.kind, n=n, epochs=args.epochs) for n in args.sizes]
     if args.pipeline:
         jobs.append(dict(kind="pipeline"))
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": str(args.threads),
+    env = {**os.environ, "IEHERCL_RSS_CAP_GIB": str(args.rss_cap_gib), "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": str(args.threads),
            "MKL_NUM_THREADS": str(args.threads)}
     rows = []
     for job in jobs:
@@ -132,7 +137,9 @@ def main():
                               capture_output=True, text=True, env=env)
         found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not found:
-            rows.append(dict(kind=job["kind"], n_spots=job.get("n"), error=proc.stderr[-500:].replace("\n", " ")))
+            capped = [line for line in proc.stdout.splitlines() if line.startswith("RSS_CAP ")]
+            rows.append(dict(kind=job["kind"], n_spots=job.get("n"), epochs=job.get("epochs"),
+                             error=(capped[-1] if capped else proc.stderr[-500:]).replace("\n", " ")))
         else:
             rows.append(json.loads(found[-1][7:]))
         print(rows[-1], flush=True)
