@@ -12,7 +12,8 @@ from benchmarks/results/domains.csv where the same dataset was run there (`PEER_
 One process, resumable: rows already in the CSV (dataset, method, seed) are skipped, every row is appended at once.
 Usage:  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 19 python benchmarks/iehercl_datasets.py \
             [--seeds 0] [--methods ...] [--datasets ...]
-Writes benchmarks/results/iehercl_datasets.csv.
+        python benchmarks/iehercl_datasets.py --facts   # the images and crop sizes only (no fit), seconds
+Writes benchmarks/results/iehercl_datasets.csv (and iehercl_images.csv with --facts).
 """
 import argparse
 import datetime
@@ -89,12 +90,35 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}"
 
 
+def image_facts(datasets):
+    "What image each dataset has and how many of its pixels the appendix's crop covers (no fit)."
+    from stlit import iehercl, pp
+    rows = []
+    for name in datasets:
+        a, truth, _, kind = load(name)
+        im = pp.spot_image(a)
+        side = iehercl.crop_side(a)
+        lib = next(iter(a.uns["spatial"].values()))
+        rows.append(dict(dataset=name, truth=kind, n_spots=a.n_obs, n_labelled=int(truth.notna().sum()),
+                         K=int(truth.nunique()), image=im.name, image_px=f"{im.width}x{im.height}",
+                         image_per_fullres_px=round(im.scale, 4),
+                         spot_diameter_fullres_px=round(lib["scalefactors"]["spot_diameter_fullres"], 1),
+                         crop_fullres_px=round(side, 1), crop_image_px=round(side * im.scale, 1)))
+        im.close()
+    out = OUT.with_name("iehercl_images.csv")
+    pd.DataFrame(rows).to_csv(out, index=False)
+    print(pd.DataFrame(rows).to_string())
+
+
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--facts", action="store_true", help="only write iehercl_images.csv (the images and crop sizes)")
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
     p.add_argument("--methods", nargs="*", default=METHODS)
     p.add_argument("--datasets", nargs="*", default=DATASETS)
     args = p.parse_args()
+    if args.facts:
+        return image_facts(args.datasets)
     import torch
     torch.set_num_threads(1)
     from stlit.metrics import cluster_scores
