@@ -155,13 +155,13 @@ _CACHE = {}
 
 def prepared(name, lr_permutations=100, node2vec_walks_per_node=2, out=CSV, log=print, cache_dir=CACHE_DIR):
     """The dataset, COMMOT's input and MAGNET's prepared inputs (with both targets built): read from `cache_dir` when a
-    previous process pickled them (preparing takes minutes per dataset), else built, pickled and the target change
-    appended to the `_targets.csv` beside `out`."""
+    previous process pickled them (preparing takes minutes per dataset), else built, pickled (unless cache_dir is None)
+    and the target change appended to the `_targets.csv` beside `out`."""
     import pickle
     from stlit import magnet
     from stlit.data import lr_pairs
-    path = Path(cache_dir) / f"{name}_lrp{lr_permutations}_w{node2vec_walks_per_node}.pkl"
-    if path.exists():
+    path = Path(cache_dir) / f"{name}_lrp{lr_permutations}_w{node2vec_walks_per_node}.pkl" if cache_dir else None
+    if path is not None and path.exists():
         with open(path, "rb") as f:
             c = pickle.load(f)
         log(f"{name}: prepared inputs read from {path}")
@@ -180,10 +180,11 @@ def prepared(name, lr_permutations=100, node2vec_walks_per_node=2, out=CSV, log=
             targets, mode="a", header=not targets.exists(), index=False)
     log(f"{name}: {adata.n_obs} cells x {adata.n_vars} genes ({note}); prepare + targets "
         f"{c['prepare_seconds']:.0f} s ({c['prepare_cpu_seconds']:.0f} CPU s); target exact vs sparse: {change}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".tmp"), "wb") as f:
-        pickle.dump(c, f)
-    path.with_suffix(".tmp").rename(path)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".tmp"), "wb") as f:
+            pickle.dump(c, f)
+        path.with_suffix(".tmp").rename(path)
     return c
 
 
