@@ -198,3 +198,14 @@ def test_gene_features_leave_the_counts_untouched(sparse):
     assert same and type(adata.X) is type(before)
     assert X.dtype == np.float32 and X.shape == (144, 30) and np.abs(X).max() <= 2.0
     assert np.allclose(X.mean(0), 0, atol=0.2) and "30 seurat HVGs" in info["gene_input"]
+
+
+def test_cosmx_cells_with_per_field_crops(data_root):
+    "CosMx Lung12 (2 fields, no labels): crops from each field's composite image → image_rep; fit runs on cells."
+    adata = stlit.data.load("cosmx_lung12")
+    stlit.pp.image_features(adata, 120, library_key="library_id", key_added="X_cnn", input_size=32, device="cpu")
+    res = iehercl.fit(adata, 4, image_rep="X_cnn", refine=False, **FAST)
+    assert res.inputs["modality"] == "both" and res.inputs["image_input"] == "obsm['X_cnn']"
+    w = adata.obsm["iehercl_modality_weights"]
+    assert w.shape == (adata.n_obs, 2) and np.allclose(w.sum(1), 1, atol=1e-5) and 0 < w[:, 1].mean() < 1
+    assert adata.obs["iehercl"].nunique() >= 2
