@@ -7,6 +7,8 @@ Usage (from the repository root; every mode appends CSV rows to benchmarks/resul
     python benchmarks/magnet_code.py pieces 0           # code() with one added piece reverted at a time (leak-free)
     python benchmarks/magnet_code.py table3 0 e60       # Table 3 view sets (paper config), both protocols, 60 epochs
     python benchmarks/magnet_code.py fusion 0 1 2       # fusion_projection on/off on a validation split of training edges
+    python benchmarks/magnet_code.py gates 0 e120       # the gate's logits and inputs during training (paper config and
+                                                        # variants, leak-free): why the spatial gate saturates
 
 `cost` tiles seqFISH side by side (benchmarks/magnet_scale.py: copies shifted in x, 1% expression noise) and uses
 reduced preprocessing (20 LR permutations, the covariance GRN, one node2vec walk per node; none of it is timed):
@@ -17,6 +19,7 @@ step to the next (forward, losses, backward, optimiser step). The authors' numbe
 code on this machine (issue 13): 3.8 s/epoch and 2.9 GiB at 1,597 cells, 116 s/epoch and 18.7 GiB at 6,388.
 """
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
-OUT = HERE / "results"
+OUT = Path(os.environ.get("MAGNET_CODE_OUT", HERE / "results"))  # a scratch folder for trial runs
 sys.path.insert(0, str(HERE))
 import _memory  # noqa: E402
 
@@ -236,6 +239,113 @@ def fusion(seeds, validation_fraction=0.2):
                 validation_auroc=res.scores["auroc"], validation_pairs=len(res.split.test_label),
                 test_pairs_removed=len(outer.test_label), when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
 
+GATE_VARIANTS = {  # paper config, one change each (leak-free); "uniform gate": the gate MLP's logits fixed at 0
+    "paper": {}, "paper, gate dropout 0.1 (code)": dict(gate_dropout=0.1),
+    "paper, shared cell encoder (code)": dict(share_cell_encoder=True), "paper, uniform gate": "uniform",
+    "code": "code"}
+
+
+class _Zero(__import__("torch").nn.Module):
+    "A gate MLP that outputs zero logits: the softmax gives every view 1/3."
+    def __init__(self, n_views):
+        super().__init__()
+        self.n_views = n_views
+
+    def forward(self, x):
+        return x.new_zeros(len(x), self.n_views)
+
+
+def _gate_state(run, model):
+    "Gate inputs (the fused views), logits and weights of the current model on every cell, no gradient."
+    import torch
+    from stlit import magnet
+    seen = {}
+    hook = model.fusion.register_forward_hook(lambda m, inp, out: seen.update(fused=[z.detach() for z in inp[0]]))
+    with torch.no_grad():
+        out = run.forward(model)
+        logits = model.fusion.gate(torch.cat(seen["fused"], dim=1))
+    hook.remove()
+    return seen["fused"], logits, out
+
+
+def gates(seeds, epochs=120, variants=None, every=5):
+    """Per variant (leak-free): the gate's mean weights, saturation, logit gap and inputs every `every` epochs; at the
+    end the AP of each fused view alone through the trained projection, the gate's first-layer weight per view, and
+    the weights per cell type."""
+    _setup()
+    import pandas as pd
+    import torch
+    from stlit import magnet
+    from stlit.metrics import link_scores
+    for variant, kw in GATE_VARIANTS.items():
+        if variants and variant not in variants:
+            continue
+        config = "code" if kw == "code" else "paper"
+        adata, inputs, _ = _seqfish_inputs(config)
+        for seed in seeds:
+            if _done("magnet_gates.csv", variant=variant, seed=seed, epochs=epochs):
+                continue
+            traj, runs, init, step = [], [], magnet._Run.__init__, magnet._Run.step
+
+            def make(run, *a, **k):
+                init(run, *a, **k)
+                if kw == "uniform":
+                    run.model.fusion.gate = _Zero(len(run.view_edges))
+                runs.append(run)
+
+            def timed(run, model, epoch):
+                if epoch % every == 0:
+                    model.eval()
+                    fused, logits, _ = _gate_state(run, model)
+                    model.train()
+                    w = torch.softmax(logits, 1)
+                    top2 = logits.topk(2, dim=1).values
+                    traj.append(dict(variant=variant, seed=seed, epoch=epoch,
+                                     **{f"gate_{v}_mean": float(w[:, i].mean()) for i, v in enumerate(magnet.VIEWS)},
+                                     share_max_gate_above_0_99=float((w.max(1).values > 0.99).float().mean()),
+                                     logit_gap_median=float((top2[:, 0] - top2[:, 1]).median()),
+                                     **{f"input_norm_{v}": float(z.norm(dim=1).mean()) for v, z in zip(magnet.VIEWS, fused)}))
+                return step(run, model, epoch)
+            magnet._Run.__init__, magnet._Run.step = make, timed
+            try:
+                a = adata.copy()
+                res = magnet.fit(a, inputs=inputs, config=_config(config, **PREP, **({} if isinstance(kw, str) else kw)),
+                                 seed=seed, protocol="leak_free", epochs=epochs, verbose=False)
+            finally:
+                magnet._Run.__init__, magnet._Run.step = init, step
+            run, model = runs[-1], res.model.eval()
+            fused, logits, out = _gate_state(run, model)
+            alone = {}
+            with torch.no_grad():
+                for i, v in enumerate(magnet.VIEWS):
+                    f = model.fusion
+                    z = f.projection(f.scale * fused[i]) if f.projection is not None else fused[i]
+                    alone[f"ap_{v}_alone"] = link_scores(run.split.test_label.numpy(),
+                                                         magnet.decode(z, run.split.test_pairs).numpy())["ap"]
+            w1 = model.fusion.gate[0].weight.detach() if hasattr(model.fusion.gate, "__getitem__") else None
+            d = fused[0].shape[1]
+            top2 = logits.topk(2, dim=1).values
+            row = dict(variant=variant, seed=seed, epochs=epochs, ap=res.scores["ap"], auroc=res.scores["auroc"],
+                       **_gates(res, a, magnet.VIEWS), **alone,
+                       logit_gap_median=float((top2[:, 0] - top2[:, 1]).median()),
+                       **{f"gate_w1_norm_{v}": (float(w1[:, i * d:(i + 1) * d].norm()) if w1 is not None else float("nan"))
+                          for i, v in enumerate(magnet.VIEWS)},
+                       **{f"input_norm_{v}": float(z.norm(dim=1).mean()) for v, z in zip(magnet.VIEWS, fused)},
+                       when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            for r in traj:
+                _append("magnet_gates_trajectory.csv", r)
+            _append("magnet_gates.csv", row)
+            if "Cell_class_name" in a.obs:
+                labels = a.obs["Cell_class_name"].values
+                t = pd.DataFrame(res.view_weights, columns=list(magnet.VIEWS))
+                t["cell_type"] = labels
+                q = t.melt(id_vars="cell_type", var_name="view", value_name="weight").groupby(["cell_type", "view"])["weight"]
+                t = q.describe(percentiles=[0.05, 0.5, 0.95]).reset_index()
+                t.insert(0, "seed", seed)
+                t.insert(0, "variant", variant)
+                path = OUT / "magnet_gates_by_type.csv"
+                t.to_csv(path, mode="a", header=not path.exists(), index=False)
+
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
@@ -258,6 +368,9 @@ if __name__ == "__main__":
         epochs = [int(a[1:]) for a in args if a.startswith("e")] or [120]
         sets = [a[2:] for a in args if a.startswith("v=")] or TABLE3_SETS  # v=spatial+lr: one set
         table3([int(s) for s in args if s.isdigit()] or [0], epochs[0], sets)
+    elif mode == "gates":  # seeds, e<epochs>, and optionally v=<variant> (repeatable)
+        epochs = [int(a[1:]) for a in args if a.startswith("e")] or [120]
+        gates([int(a) for a in args if a.isdigit()] or [0], epochs[0], [a[2:] for a in args if a.startswith("v=")] or None)
     elif mode == "fusion":
         fusion([int(s) for s in args or ["0", "1", "2"]])
     else:
