@@ -2,6 +2,7 @@
 
 Usage (from the repository root; every mode appends CSV rows to benchmarks/results/ as each run finishes):
     python benchmarks/magnet_code.py cost 1597 6388     # s/epoch and peak memory, code() and paper, fresh process each
+                                                        # (c=code: one configuration)
     python benchmarks/magnet_code.py ap 0 1 2           # AP of paper vs code configs, both protocols, these seeds
                                                         # (ap_paper / ap_code: one configuration)
     python benchmarks/magnet_code.py pieces 0           # code() with one added piece reverted at a time (leak-free)
@@ -350,8 +351,9 @@ def gates(seeds, epochs=120, variants=None, every=5):
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "cost":
-        for n in map(int, args or ["1597", "6388"]):
-            for config in ("code", "paper"):
+        configs = [a[2:] for a in args if a.startswith("c=")] or ["code", "paper"]  # c=code: one configuration
+        for n in map(int, [a for a in args if a.isdigit()] or ["1597", "6388"]):
+            for config in configs:
                 epochs = 6 if n < 3000 else 3
                 proc = subprocess.run([sys.executable, __file__, "cost_one", str(n), config, str(epochs)],
                                       capture_output=True, text=True)
