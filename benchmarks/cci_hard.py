@@ -267,6 +267,7 @@ if __name__ == "__main__":
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--lr-permutations", type=int, default=100)
     p.add_argument("--out", default=str(CSV))
+    p.add_argument("--evaluations", nargs="+", default=list(EVALUATIONS), choices=EVALUATIONS)
     p.add_argument("--sparse-methods", nargs="*", default=["MAGNET", "distance", "views"],
                    help="methods rerun on the sparse SNF target (seed 0, paper and leak_free)")
     p.add_argument("--probe", action="store_true", help="only time preparing and one MAGNET epoch per dataset")
@@ -283,4 +284,4 @@ if __name__ == "__main__":
     for phase in ([m for m in a.methods if m not in ("MAGNET", "commot")], ["commot"], ["MAGNET"]):
         if any(m in a.methods for m in phase):
             run(a.datasets, a.seeds, epochs, [m for m in phase if m in a.methods], lr_permutations=a.lr_permutations,
-                out=a.out, log=log, gae_epochs=a.gae_epochs, sparse_methods=a.sparse_methods)
+                out=a.out, log=log, gae_epochs=a.gae_epochs, sparse_methods=a.sparse_methods, evaluations=a.evaluations)
