@@ -5,6 +5,8 @@ the rows already there; writes benchmarks/results/domains.md (the machine, the s
 Usage (one thread, hours; run under nohup):
   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup python benchmarks/bench_domains.py &
   python benchmarks/bench_domains.py --datasets dlpfc_151673 --methods smoothed_pca_gmm m2st --seeds 0
+  python benchmarks/bench_domains.py --methods stagate --seeds 0 --peer-epochs stagate=600   # labelled quick
+  python benchmarks/bench_domains.py --methods m2st --out /tmp/m2st_rows.csv   # rows to another CSV (merge later)
   python benchmarks/bench_domains.py --note-only   # rewrite domains.md from the CSV
 """
 import argparse
@@ -86,6 +88,9 @@ def main() -> int:
     ap.add_argument("--datasets", nargs="*")
     ap.add_argument("--methods", nargs="*")
     ap.add_argument("--seeds", nargs="*", type=int)
+    ap.add_argument("--peer-epochs", nargs="*", default=[], metavar="NAME=EPOCHS",
+                    help="fewer epochs than the package's (rows labelled 'quick (N epochs of the tutorial's M)')")
+    ap.add_argument("--out", help="append the rows to this CSV instead of benchmarks/results/domains.csv")
     ap.add_argument("--note-only", action="store_true", help="only rewrite domains.md from the CSV")
     args = ap.parse_args()
     full = dict((yaml.safe_load((ROOT / "experiments" / "params" / "full.yaml").read_text()) or {})["bench_domains"])
@@ -93,10 +98,13 @@ def main() -> int:
     for key in ("datasets", "methods", "seeds"):
         if getattr(args, key):
             params[key] = getattr(args, key)
+    if args.peer_epochs:
+        params["peer_epochs"] = {k: int(v) for k, v in (kv.split("=") for kv in args.peer_epochs)}
     if not args.note_only:
         import papermill as pm
         CSV.parent.mkdir(parents=True, exist_ok=True)
-        params.update(profile="full", out_csv=str(CSV), resume=True, full_table=str(CSV))
+        out = Path(args.out).resolve() if args.out else CSV
+        params.update(profile="full", out_csv=str(out), resume=True, full_table=str(CSV))
         try:
             pm.execute_notebook(str(NOTEBOOK), "/tmp/bench_domains_full.ipynb", parameters=params, kernel_name="python3",
                                 cwd=str(NOTEBOOK.parent), progress_bar=False, log_output=True, language="python")
