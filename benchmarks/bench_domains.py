@@ -65,9 +65,8 @@ def write_note(params: dict) -> None:
     "domains.md: machine, settings, and which (method, dataset, seed) of the full grid have no row yet."
     rows = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame(columns=["method", "dataset", "seed"])
     have = set(zip(rows["method"], rows["dataset"], rows["seed"].astype(int)))
-    iehercl_sets = {"dlpfc_151673", "dlpfc_151510", "her2st_a1", "bc_a1"}
     missing = [(m, d, s) for s in params["seeds"] for d in params["datasets"] for m in params["methods"]
-               if (m, d, s) not in have and not (m == "iehercl" and d not in iehercl_sets)]
+               if (m, d, s) not in have]
     errors = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
     from stlit.baselines import PEERS
     dists = [dist for _, dist in PEERS.values()] + ["stlit", "torch", "scanpy", "scikit-learn"]
@@ -75,7 +74,10 @@ def write_note(params: dict) -> None:
              f"- Machine: {machine()}; torch threads {params.get('n_threads', 1)}, OPENBLAS/OMP/MKL threads 1.",
              f"- Script: `python benchmarks/bench_domains.py` (executes experiments/bench_domains.ipynb, profile full); "
              f"stlit at commit {commit()} for the latest call (rows of earlier calls: `git log -p` of domains.csv; `date` column).",
-             f"- Epochs: {params.get('peer_epochs') or 'the packages defaults (STAGATE 1,000, GraphST 600)'}.",
+             f"- Epochs: {params.get('peer_epochs') or 'the packages defaults (STAGATE 1,000, GraphST 600)'}; rows run "
+             "with other settings say so in the `settings` column: "
+             + ("; ".join(f"{m}: {', '.join(sorted(set(g.dropna())))}" for m, g in rows.groupby("method")["settings"]
+                          if g.notna().any()) if "settings" in rows else "none") + ".",
              "- Packages when this note was written (importlib.metadata): " + ", ".join(f"{d} {_version(d)}" for d in dists) + ".",
              f"- Rows: {len(rows)} ({len(errors)} with an error); grid: {len(params['methods'])} methods x "
              f"{len(params['datasets'])} datasets x seeds {params['seeds']}.",
