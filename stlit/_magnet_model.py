@@ -356,7 +356,7 @@ def _blocked(fn, n: int, block: int, *rows) -> torch.Tensor:
     return total
 
 def info_nce_blocked(z_view, z_gene, tau: float = 0.2, block: int = 1024) -> torch.Tensor:
-    "`info_nce` over every row (Eq. 8), in row blocks: no (N, N) tensor kept."
+    "`info_nce` over every row (Eq. 8), in row blocks: no (N, N) tensor kept (the reference of `_CodeContrast`)."
     a, b = F.normalize(z_view, dim=1), F.normalize(z_gene, dim=1)
     pos = (a * b).sum(1).sum() / tau
     lse = lambda other: (lambda x: torch.logsumexp(x @ other.T / tau, dim=1).sum())
@@ -379,7 +379,7 @@ def code_hard_negatives(z_view, z_gene, n_hard: int = 8, block: int = 1024):
         return top[torch.arange(n, device=top.device), torch.randint(0, top.shape[1], (n,), device=top.device)]
 
 def code_margin_loss(z_view, z_gene, hard, tau: float = 0.2, margin: float = 0.1, block: int = 1024) -> torch.Tensor:
-    "The code's hard-negative term: mean over (i, j) of max(0, s(v_i, h_j) - s(v_i, g_i) + m), and from g_i; averaged."
+    "The code's hard-negative term: mean over (i, j) of max(0, s(v_i, h_j) - s(v_i, g_i) + m), and from g_i; averaged (reference)."
     a, b, h = F.normalize(z_view, dim=1), F.normalize(z_gene, dim=1), F.normalize(hard, dim=1)
     pos = (a * b).sum(1) / tau
     f = lambda x, p: F.relu(x @ h.T / tau - p[:, None] + margin).sum()
@@ -387,13 +387,16 @@ def code_margin_loss(z_view, z_gene, hard, tau: float = 0.2, margin: float = 0.1
 
 class _CodeContrast(torch.autograd.Function):
     """Sum over views of `info_nce_blocked` + weight x `code_margin_loss` from one (block, N) product per view and
-    block, the gradient written out (the products recomputed once in backward, none kept). The hard negatives enter
-    through their counts: every cell is ranked against every pick, so a gene picked c times counts c times."""
+    block, the gradient written out (the products recomputed once in backward, none kept). Both InfoNCE directions
+    are log-sum-exps of that product, each shifted by its own maximum (rows within the block, columns merged over
+    the blocks with `logaddexp`), so no exponential underflows at any tau. The hard negatives enter through their
+    counts: every cell is ranked against every pick, so a gene picked c times counts c times."""
     @staticmethod
     def forward(ctx, a, b, idx, tau, margin, weight, block):  # a (V, N, d) and b (N, d) L2-normalised; idx (P,) or None
         n_views, n, _ = a.shape
         p = (a * b).sum(-1) / tau  # (V, N) positives s(v_i, g_i)
-        rows, cols, margins = a.new_zeros(n_views, n), a.new_zeros(n_views, n), a.new_zeros(())
+        # log-sum-exp of every row (cell -> genes) and column (gene -> cells) of s, per view
+        rows, cols, margins = a.new_zeros(n_views, n), a.new_full((n_views, n), -math.inf), a.new_zeros(())
         if idx is not None:
             uniq, cnt = torch.unique(idx, return_counts=True)
             cnt = cnt.to(a.dtype)
@@ -407,12 +410,12 @@ class _CodeContrast(torch.autograd.Function):
                     pm = margin - p[v, r, None]
                     margins += ((sim + pm).clamp_min_(0) @ cnt_all).sum()
                     margins += ((gg + pm).clamp_min_(0) @ cnt).sum()
-                e = sim.sub_(1 / tau).exp_()  # exp(s - 1/tau) <= 1: cosines are at most 1
-                rows[v, r] = e.sum(1)
-                cols[v] += e.sum(0)
+                top_r, top_c = sim.amax(1), sim.amax(0)
+                cols[v] = torch.logaddexp(cols[v], (sim - top_c).exp_().sum(0).log_().add_(top_c))
+                rows[v, r] = sim.sub_(top_r[:, None]).exp_().sum(1).log_().add_(top_r)
         ctx.save_for_backward(a, b, idx if idx is not None else torch.empty(0, dtype=torch.long), p, rows, cols)
         ctx.args = (tau, margin, weight, block, idx is not None)
-        nce = (rows.log().sum() + cols.log().sum() + 2 * n * n_views / tau - 2 * p.sum()) / (2 * n)
+        nce = (rows.sum() + cols.sum() - 2 * p.sum()) / (2 * n)
         return nce + (weight * margins / (2 * n * len(idx)) if idx is not None else 0.0)
 
     @staticmethod
@@ -421,7 +424,7 @@ class _CodeContrast(torch.autograd.Function):
         tau, margin, weight, block, has_hard = ctx.args
         n_views, n, _ = a.shape
         ga, gb, gh, gp = torch.zeros_like(a), torch.zeros_like(b), torch.zeros_like(b), torch.full_like(p, -1.0 / n)
-        inv_rows, inv_cols = 1 / (2 * n * rows), 1 / (2 * n * cols)  # softmax denominators of both directions
+        rows, cols = rows + math.log(2 * n), cols + math.log(2 * n)  # exp(s - these): the softmaxes over 2n
         if has_hard:
             uniq, cnt = torch.unique(idx, return_counts=True)
             w_u = cnt.to(a.dtype) * (weight / (2 * n * len(idx)))
@@ -437,9 +440,8 @@ class _CodeContrast(torch.autograd.Function):
                     pm = margin - p[v, r, None]
                     m1, m2 = (sim + pm > 0).to(a.dtype), (gg + pm > 0).to(a.dtype)
                     gp[v, r] -= m1 @ w_all + m2 @ w_u
-                e = sim.sub_(1 / tau).exp_()
-                ds = e * inv_rows[v, r, None]
-                ds.addcmul_(e, inv_cols[v, None])
+                ds = (sim - cols[v, None]).exp_()  # the softmaxes of both directions: exp(s - log-sum-exp)
+                ds.add_(sim.sub_(rows[v, r, None]).exp_())
                 if has_hard:
                     ds.addcmul_(m1, w_all[None])
                     d_gg.addcmul_(m2, w_u[None])
@@ -456,15 +458,8 @@ def code_contrastive_loss(z_views: list, z_gene, tau: float = 0.2, margin: float
                           n_hard: int = 8, orthogonality: float = 0.05, block: int = 1024) -> torch.Tensor:
     "The code's contrastive term: per view InfoNCE + weight x hard-negative term (negatives from view 1), + orthogonality."
     idx = code_hard_negatives(z_views[0], z_gene, n_hard, block)
-    if tau >= 0.025:  # one fused pass: exp((s - 1) / tau) >= exp(-80) stays a normal float32
-        total = _CodeContrast.apply(torch.stack([F.normalize(z, dim=1) for z in z_views]), F.normalize(z_gene, dim=1),
-                                    idx, tau, margin, margin_weight, block)
-    else:
-        total = 0.0
-        for z in z_views:
-            total = total + info_nce_blocked(z, z_gene, tau, block)
-            if idx is not None:
-                total = total + margin_weight * code_margin_loss(z, z_gene, z_gene[idx], tau, margin, block)
+    total = _CodeContrast.apply(torch.stack([F.normalize(z, dim=1) for z in z_views]), F.normalize(z_gene, dim=1),
+                                idx, tau, margin, margin_weight, block)
     mean_c, mean_g = F.normalize(z_views[0], dim=1).mean(0), F.normalize(z_gene, dim=1).mean(0)
     return total + orthogonality * (mean_c @ mean_g).abs()
 
