@@ -91,8 +91,29 @@ def fuzzy_knn(X,  # (n_cells, n_dims) embedding, e.g. PCA (paper: 32 PCs)
     W = remove_self_loops(W)
     return top_k_per_row(W, k) if top_k else W
 
-def top_k_per_row(W, k: int) -> sp.csr_matrix:
-    "Keep the k largest entries of each row of a sparse matrix (ties broken by lower column index)."
+def _top_k_dense(W: np.ndarray, k: int, block: int) -> sp.csr_matrix:
+    "`top_k_per_row` of a dense array, `block` rows at a time (memory O(block x n)); zeros are absent entries."
+    n, m = W.shape
+    k = min(k, m)
+    rows, cols, vals = [np.zeros(0, int)], [np.zeros(0, int)], [np.zeros(0)]
+    for s in range(0, n if k > 0 else 0, block):
+        B = np.asarray(W[s:s + block], dtype=float)
+        key = np.where(B != 0, B, -np.inf)
+        kth = np.partition(key, m - k, axis=1)[:, m - k, None]  # each row's k-th largest
+        keep = key > kth
+        tie = key == kth  # of the entries equal to the k-th largest, the lowest columns fill the row up to k
+        keep |= tie & (np.cumsum(tie, axis=1) <= k - keep.sum(1, keepdims=True))
+        r, c = np.nonzero(keep & (B != 0))
+        rows.append(r + s), cols.append(c), vals.append(B[r, c])
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=W.shape)
+
+def top_k_per_row(W, # sparse matrix (its stored entries) or dense array (its nonzero entries, never copied whole)
+                  k: int, # entries kept per row
+                  block: int = 1024, # rows per step of the dense case
+                  ) -> sp.csr_matrix:
+    "Keep the k largest entries of each row, as CSR (ties broken by lower column index)."
+    if not sp.issparse(W):
+        return _top_k_dense(np.asarray(W), k, block)
     W = sp.csr_matrix(W, copy=True)  # sort_indices works in place: never touch the caller's matrix
     W.sum_duplicates()
     n = W.shape[0]

@@ -121,16 +121,6 @@ def target_snf(n_cells: int, # cells of the target
     "Which SNF `build_target` runs on `n_cells`: 'exact' (dense, Wang et al. 2014) up to `max_dense`, else 'sparse'."
     return "exact" if n_cells <= (config or MagnetConfig()).max_dense else "sparse"
 
-def _dense_top_k(F: np.ndarray, k: int) -> sp.csr_matrix:
-    "Each row's k largest positive off-diagonal entries of a dense matrix, as CSR (without an N×N sparse copy)."
-    F = np.array(F, dtype=float)  # a copy: the diagonal is overwritten
-    np.fill_diagonal(F, -np.inf)
-    k = min(k, F.shape[0] - 1)
-    idx = np.argpartition(-F, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(F, idx, 1).ravel()
-    rows, keep = np.repeat(np.arange(F.shape[0]), k), vals > 0
-    return sp.csr_matrix((vals[keep], (rows[keep], idx.ravel()[keep])), shape=F.shape)
-
 def build_target(views: dict, # view name -> weighted (n, n) graph (build_views)
                  target: str = "multiview", # 'multiview' or one view name ('spatial' also as 'distance')
                  config: MagnetConfig | None = None,
@@ -148,7 +138,9 @@ def build_target(views: dict, # view name -> weighted (n, n) graph (build_views)
     if cfg.target_fusion == "average":
         fused = graph.average_fusion(mats, k=cfg.k_view)
     elif target_snf(mats[0].shape[0], cfg) == "exact":
-        fused = _dense_top_k(graph.snf(mats, dense=True, max_dense=cfg.max_dense), cfg.k_view)
+        F = graph.snf(mats, dense=True, max_dense=cfg.max_dense)  # (N, N), non-negative
+        np.fill_diagonal(F, 0)  # no self-loop: each row's k largest other entries, without an N×N sparse copy
+        fused = graph.top_k_per_row(F, cfg.k_view)
     else:
         logger.info(f"multiview target: sparse kNN-restricted SNF ({mats[0].shape[0]} cells > max_dense={cfg.max_dense})")
         fused = graph.top_k_per_row(graph.remove_self_loops(graph.snf(mats)), cfg.k_view)
