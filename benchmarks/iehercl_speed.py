@@ -6,6 +6,7 @@ subprocess; `--label` names the code state (e.g. 'before' / 'after'), `--fields`
 (JSON) for a diagnostic variant. Per-stage CPU comes from `fit`'s `<stage>_cpu` entries (older code:
 those columns are NaN). ARI against the layer labels is reported, never used to choose anything here.
 Usage:  python benchmarks/iehercl_speed.py --label after [--fields '{"n_epochs": 60}'] [--dataset dlpfc_151673]
+            [--history NAME]  # also the per-epoch losses -> results/iehercl_speed_history_NAME.csv
 Appends to benchmarks/results/iehercl_speed.csv.
 """
 import argparse
@@ -24,7 +25,7 @@ from _memory import status as _status  # noqa: E402
 DATASETS = ("dlpfc_151673", "her2st_a1")
 
 
-def child(dataset: str, fields: dict, seed: int) -> dict:
+def child(dataset: str, fields: dict, seed: int, history: str = "") -> dict:
     import torch
     torch.set_num_threads(1)
     from stlit import iehercl
@@ -38,6 +39,8 @@ def child(dataset: str, fields: dict, seed: int) -> dict:
     wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
     ok = truth.notna().to_numpy()
     s = res.seconds
+    if history:  # the per-epoch losses (the label-free evidence for the epoch budget)
+        res.history.to_csv(HERE / "results" / f"iehercl_speed_history_{history}.csv", index=False)
     return dict(dataset=dataset, n_spots=a.n_obs, seed=seed, fields=json.dumps(fields, sort_keys=True),
                 epochs=res.config.n_epochs, wall_s=round(wall, 1), cpu_s=round(cpu, 1),
                 **{f"{k}_cpu_s": round(s.get(k + "_cpu", float("nan")), 1) for k in ("inputs", "graphs", "train",
@@ -58,15 +61,17 @@ def main():
     p.add_argument("--fields", default="{}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--child", action="store_true")
+    p.add_argument("--history", default="", help="also write results/iehercl_speed_history_<NAME>.csv (losses)")
     args = p.parse_args()
     fields = json.loads(args.fields)
     if args.child:
-        print("RESULT " + json.dumps(child(args.dataset, fields, args.seed)), flush=True)
+        print("RESULT " + json.dumps(child(args.dataset, fields, args.seed, args.history)), flush=True)
         return
     import pandas as pd
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, __file__, "--child", "--label", args.label, "--dataset", args.dataset,
-                           "--fields", args.fields, "--seed", str(args.seed)], capture_output=True, text=True, env=env)
+                           "--fields", args.fields, "--seed", str(args.seed),
+                           "--history", args.history], capture_output=True, text=True, env=env)
     found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not found:
         sys.exit(proc.stderr[-3000:])
