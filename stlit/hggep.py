@@ -18,17 +18,18 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import InputError, Key, get_coordinates, get_device, logger, progress
+from .core import InputError, Key, get_device, logger, progress
 from .method import record, resolve_config, seeded
 from . import img2expr as ie
-from . import _hggep_model
+from . import _hggep_data, _hggep_model
 from ._hggep_model import (  # the network (page 11a), re-exported: every name stays stlit.hggep.X
     OFFLINE_TRUNK, TRUNKS, CBAM, CDConv2d, GEM, HAM, HGGEPHead, ImageEncoder, SpotAttention, SpotViT, StageHead,
     StageTrunk, _lite_file, _shufflenet_weights, hyperedges, resolve_trunk, trunk_state, zinb_nll)
+from ._hggep_data import (  # the data step (page 11d), re-exported
+    _Section, _augment, _crops, _encode_frozen, _prepare, _section_name, expression, spot_positions)
 
 # %% auto #0
-__all__ = ['OUTPUTS', 'PROTOCOLS', 'HGGEPConfig', 'expression', 'spot_positions', 'HGGEPModel', 'fit', 'predict',
-           'cross_validate']
+__all__ = ['OUTPUTS', 'PROTOCOLS', 'HGGEPConfig', 'HGGEPModel', 'fit', 'predict', 'cross_validate']
 
 # %% ../nbs/11_hggep.ipynb #8390ef27
 OUTPUTS = {"obsm": ["{key}"], "uns": ["{key}"]}  # what `predict` writes (fit returns a model and writes nothing)
@@ -120,118 +121,6 @@ class HGGEPConfig:
     def precompute(self) -> bool:
         "True when the image encoder is frozen end to end, so stage maps are computed once per section."
         return not self.train_trunk and not self.gem
-
-# %% ../nbs/11_hggep.ipynb #7b37f57b
-def expression(adata, genes: list, name: str = "section") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target, raw counts, size factors) of `genes`: `img2expr.expression_target` (log10(1 + 10⁴·x/Σx)), the counts
-    and `img2expr.library_size_factors`; counts from layers['counts'] or X, integers required (the ZINB term).
-
-    Shapes: → (n_spots, n_genes), (n_spots, n_genes), (n_spots,)"""
-    counts = ie.expression_counts(adata, genes)  # InputError naming the missing genes
-    X = counts.to_numpy()
-    if X.size and not np.array_equal(X, np.round(X)):
-        raise InputError(f"{name}: expected raw counts in layers['counts'] or X (non-negative integers); found "
-                         "non-integer values: keep the counts in layers['counts']")
-    target = ie.expression_target(adata, genes).to_numpy(np.float32)
-    library = X.sum(1)
-    size_factor = library / max(float(np.median(library)), 1e-12)  # zero median allowed (ie's raises)
-    return target, X.astype(np.float32), size_factor.astype(np.float32)
-
-# %% ../nbs/11_hggep.ipynb #bec8b6d2
-def spot_positions(adata, n_pos: int = 64) -> np.ndarray:
-    "Integer (x, y) grid positions for the position embeddings. Shapes: → (n_spots, 2) int64 in [0, n_pos)."
-    for keys in (("x", "y"), ("array_col", "array_row")):
-        if all(k in adata.obs for k in keys):
-            pos = adata.obs[list(keys)].to_numpy(dtype=float)
-            break
-    else:
-        xy = get_coordinates(adata)
-        from scipy.spatial import cKDTree
-        pitch = np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]) if len(xy) > 1 else 1.0
-        pos = (xy - xy.min(0)) / max(pitch, 1e-12)
-    pos = np.round(pos)
-    if pos.min() < 0 or pos.max() >= n_pos:
-        pos = pos - pos.min(0)
-        if pos.max() >= n_pos:
-            pos = np.floor(pos * (n_pos - 1) / pos.max())
-    return pos.astype(np.int64)
-
-# %% ../nbs/11_hggep.ipynb #a0b38ca3
-def _section_name(adata, i: int) -> str:
-    return ie.section_name(adata, f"section{i}")
-
-def _crops(adata, cfg: HGGEPConfig, name: str) -> np.ndarray:
-    "uint8 (n, H, W, 3) crops of a section: from obsm[crops_key] or cut by stlit.pp.spot_crops."
-    if cfg.crops_key is not None:
-        if cfg.crops_key not in adata.obsm:
-            raise InputError(f"{name}: crops_key={cfg.crops_key!r} is not in obsm (keys: {list(adata.obsm)}): "
-                             "store uint8 (n, H, W, 3) crops there or pass crops_key=None to cut them from the image")
-        crops = np.asarray(adata.obsm[cfg.crops_key])
-    else:
-        from stlit.pp import spot_crops
-        try:
-            crops = spot_crops(adata, cfg.crop_size, image_key=cfg.image_key)
-        except (KeyError, FileNotFoundError) as err:
-            raise InputError(f"{name}: no crops can be cut ({err}); add the H&E image to uns['spatial'], pass "
-                             "image_key=, or give ready crops with crops_key=") from err
-    if crops.ndim != 4 or crops.shape[0] != adata.n_obs or crops.shape[3] != 3 or crops.dtype != np.uint8:
-        raise InputError(f"{name}: crops must be uint8 (n_spots, H, W, 3), got {crops.shape} {crops.dtype}")
-    return crops
-
-# %% ../nbs/11_hggep.ipynb #3a65785e
-@dataclass
-class _Section:
-    name: str
-    n: int
-    crops: torch.Tensor | None  # (n, 3, H, W) uint8, end-to-end training
-    stages: list | None  # [S3, S4, S5] precomputed (frozen encoder)
-    augmented: list | None  # n_augment precomputed stage lists of augmented crops (distillation, frozen encoder)
-    pos: torch.Tensor
-    coords: torch.Tensor
-    target: torch.Tensor | None = None
-    counts: torch.Tensor | None = None
-    size_factor: torch.Tensor | None = None
-
-def _augment(crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    "The code's distillation augmentations: grayscale p=0.1, rotation in [-90°, 90°], horizontal flip p=0.2."
-    from torchvision.transforms.v2 import functional as TF
-    out = crops.clone()
-    draws = torch.rand(len(crops), 3, generator=generator)
-    for i in range(len(crops)):
-        img = out[i]
-        if draws[i, 0] < 0.1:
-            img = TF.rgb_to_grayscale(img, num_output_channels=3)
-        img = TF.rotate(img, float(draws[i, 1]) * 180.0 - 90.0)
-        out[i] = TF.horizontal_flip(img) if draws[i, 2] < 0.2 else img
-    return out
-
-@torch.no_grad()
-def _encode_frozen(encoder: ImageEncoder, crops: torch.Tensor, batch_size: int) -> list:
-    "Stage maps of all crops in batches (eval mode, no gradient)."
-    parts = [encoder(crops[s:s + batch_size]) for s in range(0, len(crops), batch_size)]
-    return [torch.cat([p[i] for p in parts]) for i in range(3)]
-
-def _prepare(adata, i: int, genes, cfg: HGGEPConfig, encoder, device, train: bool, generator) -> _Section:
-    name = _section_name(adata, i)
-    if adata.n_obs < cfg.ham_k + 1:
-        raise InputError(f"{name} has {adata.n_obs} spots: HGGEP needs at least ham_k + 1 = {cfg.ham_k + 1}")
-    target = counts = size_factor = None
-    if train:
-        target, counts, size_factor = (torch.from_numpy(a).to(device) for a in expression(adata, genes, name))
-    crops = torch.from_numpy(_crops(adata, cfg, name)).permute(0, 3, 1, 2).contiguous()
-    stages = augmented = None
-    if cfg.precompute:
-        stages = _encode_frozen(encoder, crops.to(device), cfg.batch_size)
-        if train and cfg.distillation:
-            augmented = [_encode_frozen(encoder, _augment(crops, generator).to(device), cfg.batch_size)
-                         for _ in range(cfg.n_augment)]
-        crops = None
-    else:
-        crops = crops.to(device)
-    return _Section(name, adata.n_obs, crops, stages, augmented,
-                    torch.from_numpy(spot_positions(adata, cfg.n_pos)).to(device),
-                    torch.from_numpy(get_coordinates(adata).astype(np.float32)).to(device),
-                    target, counts, size_factor)
 
 # %% ../nbs/11_hggep.ipynb #f315eaf6
 @dataclass
@@ -500,4 +389,4 @@ def cross_validate(sections: list, # AnnData sections (or her2st section names, 
     return pd.concat(rows, ignore_index=True)
 
 # %% ../nbs/11_hggep.ipynb #d61c69f9
-__all__ = [*globals().get("__all__", []), *_hggep_model.__all__]  # the network's names (page 11a) too
+__all__ = [*globals().get("__all__", []), *_hggep_model.__all__, *_hggep_data.__all__]  # the network (11a) and data step (11d) too

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import stlit.hggep as hg
-from stlit import _hggep_model
+from stlit import _hggep_data, _hggep_model
 from stlit.core import InputError
 from stlit.data import toy_visium
 from stlit.method import changed_keys
@@ -58,8 +58,9 @@ NAMES_BEFORE_SPLIT = ['OUTPUTS', 'TRUNKS', 'OFFLINE_TRUNK', 'PROTOCOLS', 'HGGEPC
 def test_names_kept_after_split():
     "Every public name of stlit.hggep before the split is still there, is the same object, and is in __all__."
     assert sorted(hg.__all__) == sorted(NAMES_BEFORE_SPLIT)
-    for name in _hggep_model.__all__:
-        assert getattr(hg, name) is getattr(_hggep_model, name)
+    for module in (_hggep_model, _hggep_data):  # the network (11a) and the data step (11d)
+        for name in module.__all__:
+            assert getattr(hg, name) is getattr(module, name)
     ns = {}
     exec("from stlit.hggep import *", ns)
     assert set(NAMES_BEFORE_SPLIT) <= set(ns)
