@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .core import InputError, check_coordinates, check_graph, check_matrix, logger
-from .graph import _check_k, _edge_list, _finish, _from_knn, knn_search, remove_self_loops, symmetrize
+from ._graph_base import _check_k, _edge_list, _finish, _from_knn, knn_search, remove_self_loops, symmetrize
 
 # %% auto #0
 __all__ = ['adaptive_gaussian_knn', 'smooth_knn_sigma', 'fuzzy_knn', 'top_k_per_row', 'LRGraph', 'lr_pairs_in_panel',

@@ -11,47 +11,15 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from .core import InputError, Key, quiet_imports, check_coordinates, check_graph, check_matrix, get_coordinates, get_rep, logger
+from ._graph_base import (_MODES, _check_k, _check_mode, _edge_list, _finish, _from_knn, knn_search,
+    remove_self_loops, symmetrize)
 
 # %% auto #0
-__all__ = ['symmetrize', 'remove_self_loops', 'binarize', 'normalize_adjacency', 'knn_search', 'spatial_knn', 'spatial_radius',
-           'visium_rings', 'grid_rings', 'spatial_neighbors', 'heat_kernel', 'edge_index', 'to_pyg', 'from_edge_index']
-
-# %% ../nbs/03_graph.ipynb #ea56ee09
-def _edge_list(A: sp.spmatrix):
-    "(row, col, weight) of a sparse matrix, explicit zeros included."
-    A = sp.coo_matrix(A)
-    return A.row.astype(np.int64), A.col.astype(np.int64), A.data
-
-def symmetrize(adjacency, mode: str = "union",  # 'union' (either direction) or 'mutual' (both directions)
-               reduce: str = "max",  # how to combine the weights of i→j and j→i: 'max', 'min' or 'mean'
-               ) -> sp.csr_matrix:
-    "Make a sparse adjacency symmetric ('union' or 'mutual'), keeping explicit zero weights."
-    A = sp.csr_matrix(adjacency, copy=True)
-    if A.shape[0] != A.shape[1]:
-        raise InputError(f"adjacency must be square, got shape {A.shape}")
-    if mode not in ("union", "mutual"):
-        raise InputError(f"mode={mode!r}: expected 'union' or 'mutual'")
-    combine = {"max": np.maximum, "min": np.minimum, "mean": lambda a, b: (a + b) / 2}.get(reduce)
-    if combine is None:
-        raise InputError(f"reduce={reduce!r}: expected 'max', 'min' or 'mean'")
-    A.sum_duplicates()
-    base = A.nnz + 1
-    ids = sp.csr_matrix((np.arange(1, base, dtype=np.int64), A.indices, A.indptr), shape=A.shape)  # edge ids >= 1
-    code = (ids + base * ids.T).tocsr()  # union pattern: id(i→j) + base·id(j→i) > 0, so scipy drops no entry
-    code.sort_indices()
-    back, fwd = np.divmod(code.data, base)  # ids of i→j and j→i; 0 where that direction is absent
-    w = A.data.astype(np.result_type(A.dtype, float))
-    w_ij, w_ji = w[fwd - 1], w[back - 1]
-    w_ij, w_ji = np.where(fwd > 0, w_ij, w_ji), np.where(back > 0, w_ji, w_ij)  # one direction: its own weight
-    keep = (fwd > 0) & (back > 0) if mode == "mutual" else np.ones(code.nnz, bool)
-    rows = np.repeat(np.arange(A.shape[0]), np.diff(code.indptr))
-    return sp.csr_matrix((combine(w_ij, w_ji)[keep], (rows[keep], code.indices[keep])), shape=A.shape)
-
-def remove_self_loops(adjacency) -> sp.csr_matrix:
-    "Drop the diagonal of a sparse adjacency (explicit zeros elsewhere are kept)."
-    r, c, w = _edge_list(adjacency)
-    keep = r != c
-    return sp.csr_matrix((w[keep], (r[keep], c[keep])), shape=adjacency.shape)
+__all__ = ['binarize', 'normalize_adjacency', 'spatial_knn', 'spatial_radius', 'visium_rings', 'grid_rings', 'spatial_neighbors',
+           'heat_kernel', 'edge_index', 'to_pyg', 'from_edge_index', 'symmetrize', 'remove_self_loops', 'knn_search',
+           'adaptive_gaussian_knn', 'smooth_knn_sigma', 'fuzzy_knn', 'top_k_per_row', 'LRGraph', 'lr_pairs_in_panel',
+           'lr_pair_index', 'lr_graph', 'snf_affinity', 'snf', 'average_fusion', 'knn_hyperedges',
+           'hypergraph_incidence']
 
 # %% ../nbs/03_graph.ipynb #e5a61eab
 def binarize(adjacency,  # (n, n) sparse (or dense) weighted graph
@@ -85,66 +53,7 @@ def normalize_adjacency(adjacency, method: str = "sym",  # 'sym': D^-1/2 A D^-1/
             return sp.csr_matrix(sp.diags(d) @ A)
     raise InputError(f"method={method!r}: expected 'sym' or 'row'")
 
-# %% ../nbs/03_graph.ipynb #0511e2af
-def _check_k(k, n_obs: int, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise InputError(f"{name} must be an integer, got {k!r}")
-    if k < 1:
-        raise InputError(f"{name}={k}: at least 1 neighbour is needed")
-    if k >= n_obs:
-        raise InputError(f"{name}={k} must be smaller than the number of observations ({n_obs}): "
-                         f"a point has at most n_obs - 1 = {n_obs - 1} neighbours")
-    return int(k)
-
-def knn_search(X, k: int, include_self: bool = False):
-    "Indices and distances (n, k) of each row's k nearest rows, ordered by (distance, index)."
-    X = np.asarray(X, dtype=float)
-    n = X.shape[0]
-    _check_k(k, n + (1 if include_self else 0))
-    n_query = k if include_self else k + 1
-    if X.shape[1] <= 10:
-        tree = cKDTree(X)
-        leaf = tree.indices  # query in the tree's leaf order (cache-friendly), then restore the input order
-        d_leaf, i_leaf = tree.query(X[leaf], k=n_query)
-        dist, idx = np.empty_like(d_leaf), np.empty_like(i_leaf)
-        dist[leaf], idx[leaf] = d_leaf, i_leaf
-    else:
-        from sklearn.neighbors import NearestNeighbors
-        dist, idx = NearestNeighbors(n_neighbors=n_query).fit(X).kneighbors(X)
-    dist, idx = np.atleast_2d(dist).reshape(n, n_query), np.atleast_2d(idx).reshape(n, n_query)
-    order = np.lexsort((idx, dist), axis=1)
-    dist, idx = np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
-    if include_self:
-        return idx, dist
-    is_self = idx == np.arange(n)[:, None]
-    drop = np.where(is_self.any(1), is_self.argmax(1), n_query - 1)  # self, else the farthest hit
-    keep = np.ones_like(idx, dtype=bool)
-    keep[np.arange(n), drop] = False
-    return idx[keep].reshape(n, k), dist[keep].reshape(n, k)
-
-def _from_knn(idx, weights, n: int) -> sp.csr_matrix:
-    rows = np.repeat(np.arange(n), idx.shape[1])
-    return sp.csr_matrix((weights.ravel(), (rows, idx.ravel())), shape=(n, n))
-
 # %% ../nbs/03_graph.ipynb #ce33d44b
-_MODES = ("connectivity", "distance")
-
-def _check_mode(mode):
-    if mode not in _MODES:
-        raise InputError(f"mode={mode!r}: expected one of {_MODES}")
-
-def _finish(A, symmetrize_mode, include_self, self_weight=1.0):
-    if symmetrize_mode is not None:
-        if symmetrize_mode not in ("union", "mutual"):
-            raise InputError(f"symmetrize={symmetrize_mode!r}: expected 'union', 'mutual' or None")
-        A = symmetrize(A, symmetrize_mode)
-    if include_self:  # explicit diagonal: weight 1 (connectivity) or an explicit 0 (distance)
-        A = remove_self_loops(A).tocoo()
-        n, diag = A.shape[0], np.arange(A.shape[0])
-        A = sp.csr_matrix((np.concatenate([A.data, np.full(n, self_weight)]),
-                           (np.concatenate([A.row, diag]), np.concatenate([A.col, diag]))), shape=A.shape)
-    return A.tocsr()
-
 def spatial_knn(coords,  # (n_obs, 2) spot/cell coordinates
                 k: int = 6,  # neighbours per observation (excluding itself)
                 include_self: bool = False,  # add the self loop (weight 1 in connectivity mode, explicit 0 in distance mode)
@@ -415,18 +324,12 @@ def from_edge_index(edge_index,  # (2, E) int tensor or array
     return sp.csr_matrix((w, (ei[0], ei[1])), shape=(n, n))
 
 # %% ../nbs/03_graph.ipynb #64e6dbbc
+from ._graph_fusion import (LRGraph, adaptive_gaussian_knn, average_fusion, fuzzy_knn, hypergraph_incidence,
+    knn_hyperedges, lr_graph, lr_pair_index, lr_pairs_in_panel, smooth_knn_sigma, snf, snf_affinity, top_k_per_row)
+
 _FUSION_NAMES = ("adaptive_gaussian_knn", "smooth_knn_sigma", "fuzzy_knn", "top_k_per_row", "LRGraph", "lr_pairs_in_panel",
                  "lr_pair_index", "lr_graph", "snf_affinity", "snf", "average_fusion", "knn_hyperedges", "hypergraph_incidence")
-
-def __getattr__(name: str):
-    "Page 03a's names, stlit.graph.X: imported from stlit._graph_fusion on first use (it imports this module), then kept."
-    if name in _FUSION_NAMES:
-        from stlit import _graph_fusion
-        value = globals()[name] = getattr(_graph_fusion, name)
-        return value
-    raise AttributeError(f"module 'stlit.graph' has no attribute {name!r}")
-
-def __dir__():
-    return sorted({*globals(), *_FUSION_NAMES})
-
-__all__ = [*globals().get("__all__", []), *_FUSION_NAMES]  # the names of page 03a too
+# re-exported in __all__: page 03_graph_base's public names and page 03a's
+_all_ = ["symmetrize", "remove_self_loops", "knn_search", "adaptive_gaussian_knn", "smooth_knn_sigma", "fuzzy_knn",
+         "top_k_per_row", "LRGraph", "lr_pairs_in_panel", "lr_pair_index", "lr_graph", "snf_affinity", "snf",
+         "average_fusion", "knn_hyperedges", "hypergraph_incidence"]
