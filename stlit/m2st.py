@@ -59,11 +59,13 @@ class M2STConfig:
     loss_min_delta: float = 0.01  # improvement of the SCE loss (scale-free, in [0, 2^γ]) that counts; our choice
     # Part B: multi-scale clustering
     clustering: str = "multiscale"  # 'multiscale' (Eq. 11–12), or 'kmeans'/'mclust' on the concatenation (m2ST3)
-    dim_specific: int = 40  # s, size of each scale-specific representation (authors' tuned value, STARmap and BC)
+    # s, lambda2, lambda3: chosen without labels (silhouette rank on never-scored STARmap visual cortex + MERFISH
+    # hypothalamus, benchmarks/m2st_default_selection.py -> benchmarks/results/m2st_default_selection.csv); authors': 40, 1e-5, 0.1
+    dim_specific: int = 20  # s, size of each scale-specific representation (label-free choice; authors' tuned: 40)
     dim_common: int | None = None  # c, size of the common representation; None → n_clusters (code: cdim = numClust)
     lambda1: float = 1.0  # β, ridge on the representations (our choice: middle of the authors' grid 1e-5..1e2)
-    lambda2: float = 1e-5  # inverse temperature of the entropy weights, δ = 1/λ2 (authors' tuned value, STARmap/BC)
-    lambda3: float = 0.1  # λ, orthogonality of the centroids (our choice; authors' tuned STARmap value)
+    lambda2: float = 1e-5  # inverse temperature of the entropy weights, δ = 1/λ2 (label-free choice = authors' tuned)
+    lambda3: float = 1.0  # λ, orthogonality of the centroids (label-free choice; authors' tuned STARmap value: 0.1)
     weight_norm: str = "frobenius"  # 'frobenius' (paper Eq. 12) or 'spectral' (code: MATLAB norm(A, 2))
     row_normalize: bool = True  # L2-normalise rows of S, P, W, H after each update (code, not in the paper)
     minmax: bool = True  # min-max scale each embedding feature to [0, 1] first (code `mapminmax`)
@@ -84,8 +86,10 @@ class M2STConfig:
 
     @classmethod
     def paper(cls, **fields) -> "M2STConfig":
-        "The authors' Part A (CCST recipe, 200 PCs, hidden 256, 200 fixed epochs) and 10 restarts: the default before issue 12."
-        return cls(**{**dict(features="ccst", n_pcs=200, hidden_dim=256, loss_patience=None, n_init=10), **fields})
+        """The authors' set-up: Part A (CCST recipe, 200 PCs, hidden 256, 200 fixed epochs), 10 restarts and their
+        label-tuned Part B values (s = 40, λ2 = 1e-5, λ3 = 0.1): the default before issue 12."""
+        return cls(**{**dict(features="ccst", n_pcs=200, hidden_dim=256, loss_patience=None, n_init=10,
+                             dim_specific=40, lambda2=1e-5, lambda3=0.1), **fields})
 
     def validate(self):
         "Raise `InputError` for values outside their domain."

@@ -187,3 +187,25 @@ def test_new_options_bad_values(field, value, message):
         M2STConfig(**{field: value}).validate()
     with pytest.raises(InputError, match=message):
         M2STConfig.paper(**{field: value}).validate()
+
+
+def test_part_b_defaults_are_the_label_free_selection():
+    """M2STConfig's Part B defaults are the point that benchmarks/m2st_default_selection.py's rule (fixed in the
+    script) picks from its committed CSV: silhouette on datasets that no domain table scores."""
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("m2st_default_selection", root / "benchmarks" / "m2st_default_selection.py")
+    selection = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(selection)
+    table = pd.read_csv(selection.CSV)
+    scored = set(pd.read_csv(root / "benchmarks" / "results" / "domains.csv")["dataset"])
+    assert set(table["dataset"]) == set(selection.DATASETS) and not set(table["dataset"]) & scored
+    assert {(d, k, s) for d, k, s in zip(table["dataset"], table["K"], table["seed"])} >= \
+        {(d, k, s) for d in selection.DATASETS for k in selection.KS for s in selection.SEEDS}
+    point, summary = selection.choose(table)
+    assert len(summary) == np.prod([len(v) for v in selection.GRID.values()])
+    cfg = M2STConfig()
+    assert {k: getattr(cfg, k) for k in point} == point
