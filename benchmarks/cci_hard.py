@@ -16,6 +16,7 @@ Usage (one thread; hours for the full grid; run under nohup):
   python benchmarks/cci_hard.py --datasets seqfish --seeds 0 --epochs 30 --out /tmp/cci.csv
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "benchmarks" / "results" / "cci_hard.csv"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _results  # noqa: E402  (CSV append / resume, shared with magnet_code.py)
 DATASETS = ("seqfish", "merfish", "starmap")
 METHODS = ("MAGNET", "gae", "vgae", "distance", "views", "commot")
 EVALUATIONS = ("paper", "leak_free", "distance_matched")
@@ -146,7 +149,7 @@ def _run_part(name, c, todo, seed, epochs, evaluations, lr_permutations, commot_
             if "commot" in ms and rows and rows[-1]["method"] == "commot":  # the network, counted once per dataset
                 rows[-1]["seconds"] += c.pop("commot_seconds", 0.0)
                 rows[-1]["cpu_seconds"] += c.pop("commot_cpu_seconds", 0.0)
-            pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(out, mode="a", header=not out.exists(), index=False)
+            _results.append_rows(out, rows, COLUMNS)
             log(f"{name} seed {seed} {t} {e}: " + ", ".join(f"{r['method']} {r.get('ap', float('nan')):.3f}" for r in rows))
 
 
@@ -176,8 +179,7 @@ def prepared(name, lr_permutations=100, node2vec_walks_per_node=2, out=CSV, log=
     targets = Path(out).with_name(Path(out).stem + "_targets.csv")
     have = pd.read_csv(targets)["dataset"].tolist() if targets.exists() else []
     if name not in have:
-        pd.DataFrame([dict(dataset=name, n_cells=adata.n_obs, **change)]).to_csv(
-            targets, mode="a", header=not targets.exists(), index=False)
+        _results.append_rows(targets, [dict(dataset=name, n_cells=adata.n_obs, **change)])
     log(f"{name}: {adata.n_obs} cells x {adata.n_vars} genes ({note}); prepare + targets "
         f"{c['prepare_seconds']:.0f} s ({c['prepare_cpu_seconds']:.0f} CPU s); target exact vs sparse: {change}")
     if path is not None:
@@ -215,14 +217,7 @@ def _key(method, dataset, evaluation, seed, target_snf, epochs):
 
 def read_rows(out) -> pd.DataFrame:
     "The rows in `out` with the current COLUMNS (older files gain the new columns, empty, and are rewritten)."
-    out = Path(out)
-    if not out.exists():
-        return pd.DataFrame(columns=COLUMNS)
-    done = pd.read_csv(out)
-    if list(done.columns) != COLUMNS:
-        done.reindex(columns=COLUMNS).to_csv(out, index=False)
-        done = pd.read_csv(out)
-    return done
+    return _results.read_rows(out, COLUMNS)
 
 
 def run(datasets=DATASETS, seeds=(0, 1, 2), epochs=120, methods=METHODS, evaluations=EVALUATIONS,

@@ -32,6 +32,7 @@ HERE = Path(__file__).parent
 OUT = Path(os.environ.get("MAGNET_CODE_OUT", HERE / "results"))  # a scratch folder for trial runs
 sys.path.insert(0, str(HERE))
 import _memory  # noqa: E402
+import _results  # noqa: E402
 
 PREP_FAST = dict(lr_permutations=20, grn_method="covariance", node2vec_walks_per_node=1)
 PREP = dict(lr_permutations=1000, node2vec_walks_per_node=2)  # the magnet_tables quick profile's preprocessing
@@ -50,35 +51,14 @@ def _setup():
 
 
 def _append(name, row):
-    "Append one row (a new column widens the file: the old rows get NaN there)."
-    import pandas as pd
-    OUT.mkdir(exist_ok=True)
-    path = OUT / name
-    new = pd.DataFrame([row])
-    if path.exists():
-        old = pd.read_csv(path)
-        if set(new.columns) - set(old.columns):
-            pd.concat([old, new], ignore_index=True).to_csv(path, index=False)
-        else:
-            new.reindex(columns=old.columns).to_csv(path, mode="a", header=False, index=False)
-    else:
-        new.to_csv(path, index=False)
+    "Append one row to OUT/name (a new column widens the file: the old rows get NaN there) and print it."
+    _results.append_rows(OUT / name, [row])
     print(json.dumps(row, default=str), flush=True)
 
 
 def _done(name, **key):
-    "Whether `name` already holds a row with these values (the runs resume where they stopped)."
-    import pandas as pd
-    path = OUT / name
-    if not path.exists():
-        return False
-    t = pd.read_csv(path)
-    if any(k not in t for k in key):
-        return False
-    mask = np.ones(len(t), bool)
-    for k, v in key.items():
-        mask &= t[k].astype(str).values == str(v)
-    return bool(mask.any())
+    "Whether OUT/name already holds a row with these values (the runs resume where they stopped)."
+    return _results.has_row(OUT / name, **key)
 
 
 def _config(name, **extra):
@@ -195,8 +175,8 @@ def ap(seeds, configs=("paper", "code"), pieces=None, protocols=("paper", "leak_
                 t.insert(0, "cells", labels.value_counts().reindex(t.index).values)
                 t.insert(0, "protocol", protocol)
                 t.insert(0, "config", config)
-                path = OUT / "magnet_code_gates_by_type.csv"
-                t.rename_axis("cell_type").reset_index().to_csv(path, mode="a", header=not path.exists(), index=False)
+                t = t.rename_axis("cell_type").reset_index()
+                _results.append_rows(OUT / "magnet_code_gates_by_type.csv", t, t.columns)
 
 
 TABLE3_SETS = ("spatial", "spatial+lr", "spatial+similarity", "lr+similarity", "spatial+lr+similarity")
@@ -344,8 +324,7 @@ def gates(seeds, epochs=120, variants=None, every=5):
                 t = q.describe(percentiles=[0.05, 0.5, 0.95]).reset_index()
                 t.insert(0, "seed", seed)
                 t.insert(0, "variant", variant)
-                path = OUT / "magnet_gates_by_type.csv"
-                t.to_csv(path, mode="a", header=not path.exists(), index=False)
+                _results.append_rows(OUT / "magnet_gates_by_type.csv", t, t.columns)
 
 
 if __name__ == "__main__":
