@@ -145,12 +145,16 @@ def test_precomputed_image_features_and_variants():
 
 def test_the_crop_follows_the_appendix_rule_in_pixels_of_the_image_present():
     adata = _toy()
-    res = iehercl.fit(adata, 5, weights=None, **FAST)
+    auto = {**FAST, "image_input_size": None}  # the default CNN input side: the crop's own pixels, clipped to [32, 112]
+    res = iehercl.fit(adata, 5, weights=None, **auto)
     scalef = adata.uns["spatial"]["toy_visium"]["scalefactors"]["tissue_hires_scalef"]
     assert res.inputs["crop_fullres_px"] == pytest.approx(0.70 * 55.0)
     assert res.inputs["crop_image_px"] == pytest.approx(0.70 * 55.0 * scalef)
-    res = iehercl.fit(adata, 5, weights=None, crop_px=50, **FAST)
-    assert res.inputs["crop_fullres_px"] == 50
+    assert res.inputs["cnn_input_px"] == 32  # a 7.7-px crop: the 32-px floor
+    res = iehercl.fit(adata, 5, weights=None, crop_px=250, **auto)
+    assert res.inputs["crop_fullres_px"] == 250 and res.inputs["cnn_input_px"] == int(np.ceil(250 * scalef))
+    with pytest.raises(InputError, match="image_input_size"):
+        iehercl.fit(adata, 5, weights=None, **{**FAST, "image_input_size": 0})
 
 
 def test_similarity_and_walk_graphs_are_linear_in_n():
