@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _magnet_eval, _magnet_genes, _magnet_model, graph, train
+from . import _magnet_eval, _magnet_genes, _magnet_losses, _magnet_model, graph, train
 from ._magnet_eval import *
 from ._magnet_genes import *
 from ._magnet_model import *
+from ._magnet_losses import *
 from .core import InputError, Key, check_graph, check_matrix, get_coordinates, get_device, logger, seeded, import_pyg
 from .method import check_spatial_graph, record, resolve_config
 from .metrics import link_scores
@@ -29,7 +30,8 @@ __all__ = ['VIEWS', 'OUTPUTS', 'EdgeSplit', 'split_edges', 'remove_pairs', 'chec
            'build_target', 'MagnetInputs', 'prepare', 'MagnetResult', 'fit', 'baseline_scores']
 
 # %% ../nbs/12c_magnet_fit.ipynb #06d0bf4b
-__all__ = [*globals().get("__all__", []), *_magnet_genes.__all__, *_magnet_model.__all__, *_magnet_eval.__all__]
+__all__ = [*globals().get("__all__", []), *_magnet_genes.__all__, *_magnet_model.__all__, *_magnet_losses.__all__,
+           *_magnet_eval.__all__]
 
 # %% ../nbs/12c_magnet_fit.ipynb #4505c273
 @dataclass
