@@ -328,6 +328,10 @@ def _best_point(table, column, n_clusters, defaults):
     point = defaults | {k: table.loc[best, k] for k in defaults if k in table.columns}
     return point | {"dim_specific": int(point["dim_specific"])}
 
+def _full_grid(grid, point):
+    "`grid` (None: QUICK_GRID) with the config's value for every Part B field it leaves out (one grid = one refit)."
+    return {k: [v] for k, v in point.items()} | dict(grid or QUICK_GRID)
+
 def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid, select="fixed"):
     "Part B (or the ablation clusterers); returns (labels, MultiScaleClusters | None, grid table | None)."
     if cfg.clustering != "multiscale":
@@ -342,7 +346,7 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
     point = dict(dim_specific=cfg.dim_specific, lambda1=cfg.lambda1, lambda2=cfg.lambda2, lambda3=cfg.lambda3)
     table = None
     if protocol == "paper":
-        table, labels = grid_search(embeddings, n_clusters, grid=grid or QUICK_GRID, truth=truth, seed=seed,
+        table, labels = grid_search(embeddings, n_clusters, grid=_full_grid(grid, point), truth=truth, seed=seed,
                                     verbose=verbose, **kw)
         point = _best_point(table, "ari_max_restart", n_clusters, point)
         best = int(table["ari_max_restart"].where(table["n_found"] == n_clusters, -np.inf).idxmax())
@@ -352,7 +356,7 @@ def _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, 
         res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
         return res.restart_labels[restart], res, table
     if select == "silhouette":  # label-free selection, as the authors' main_for_unlabeled_data.m
-        table, labels = grid_search(embeddings, n_clusters, grid=grid or QUICK_GRID, seed=seed, verbose=verbose,
+        table, labels = grid_search(embeddings, n_clusters, grid=_full_grid(grid, point), seed=seed, verbose=verbose,
                                     **kw)
         point = _best_point(table, "silhouette", n_clusters, point)
         res = multiscale_cluster(embeddings, n_clusters, seed=seed, **kw, **point)
