@@ -26,7 +26,8 @@ from .graph import fuzzy_knn, knn_search
 from .method import record
 
 # %% auto #0
-__all__ = ['OUTPUTS', 'BASELINES', 'PEERS', 'NAMES', 'PEERS_EXTRA', 'peer_available', 'peer_version', 'settings', 'run']
+__all__ = ['OUTPUTS', 'BASELINES', 'PEERS', 'NAMES', 'PEERS_EXTRA', 'peer_available', 'peer_version', 'neighbour_mean',
+           'settings', 'run']
 
 # %% ../nbs/14_baselines.ipynb #2494f740
 OUTPUTS = {"obs": ["{key}"], "uns": ["{key}"]}
@@ -120,12 +121,26 @@ def _pca_mclust(work, n_clusters, seed, counts, datatype, n_pcs: int = 20):
     return cluster.mclust(X, n_clusters, seed=seed), dict(n_pcs=X.shape[1], model="EEE", mclust_seed=seed), {}
 
 # %% ../nbs/14_baselines.ipynb #e5fa77c3
+def neighbour_mean(X: np.ndarray, # (n_obs, d) features
+                   adjacency, # (n_obs, n_obs) graph; any stored nonzero entry is a neighbour
+                  ) -> np.ndarray:
+    "Each row replaced by the mean of itself and its graph neighbours (a self loop counts once), in X's dtype."
+    X = np.asarray(X)
+    A = sp.csr_matrix(adjacency, dtype=X.dtype)
+    A.eliminate_zeros()
+    A.data[:] = 1
+    A = A + sp.identity(A.shape[0], dtype=X.dtype, format="csr")
+    A.data[:] = 1  # self loops already present count once
+    return np.asarray(A @ X, dtype=X.dtype) / np.asarray(A.sum(1), dtype=X.dtype)
+
 def _smoothed_pca_gmm(work, n_clusters, seed, counts, datatype, n_pcs: int = 30, n_neighbors: int = 6,
                       n_init: int = 3):
     from sklearn.mixture import GaussianMixture
     X = _features(work, counts, n_pcs, seed)
-    idx, _ = knn_search(work.obsm["spatial"], n_neighbors)  # self excluded here, added below
-    smoothed = (X + X[idx].sum(1)) / (n_neighbors + 1)
+    idx, _ = knn_search(work.obsm["spatial"], n_neighbors)  # self excluded here, counted by neighbour_mean
+    knn = sp.csr_matrix((np.ones(idx.size), idx.ravel(), np.arange(0, idx.size + 1, idx.shape[1])),
+                        shape=(len(X), len(X)))
+    smoothed = neighbour_mean(X, knn)
     gmm = GaussianMixture(n_clusters, covariance_type="tied", n_init=n_init, random_state=seed)
     labels = gmm.fit_predict(smoothed)
     return labels, dict(n_pcs=X.shape[1], n_neighbors=n_neighbors, self_included=True, n_init=n_init,

@@ -405,12 +405,8 @@ def smooth_embeddings(embeddings: list, # M arrays (n_obs, d_m)
                       adjacency, # (n_obs, n_obs) spatial graph; any nonzero entry is a neighbour
                      ) -> list[np.ndarray]:
     "Each row replaced by the mean of itself and its graph neighbours (the ten-line baseline's smoothing)."
-    A = sp.csr_matrix(adjacency, dtype=np.float32)
-    A.data[:] = 1.0
-    A = A + sp.identity(A.shape[0], dtype=np.float32, format="csr")
-    A.data[:] = 1.0  # self loops already present count once
-    deg = np.asarray(A.sum(1), dtype=np.float32)
-    return [np.asarray(A @ E, dtype=np.float32) / deg for E in embeddings]
+    from .baselines import neighbour_mean
+    return [neighbour_mean(np.asarray(E, dtype=np.float32), adjacency) for E in embeddings]
 
 def _warn_unconverged(clusters, cfg):
     if clusters is not None and not clusters.converged:
