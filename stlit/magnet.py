@@ -16,62 +16,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _magnet_eval, _magnet_genes, _magnet_losses, _magnet_model, graph, train
+from . import _magnet_eval, _magnet_genes, _magnet_losses, _magnet_model, _magnet_split, graph, train
 from ._magnet_eval import *
 from ._magnet_genes import *
 from ._magnet_model import *
 from ._magnet_losses import *
+from ._magnet_split import *
 from .core import InputError, Key, check_graph, check_matrix, get_coordinates, get_device, logger, seeded, import_pyg
 from .method import check_spatial_graph, record, resolve_config
 from .metrics import link_scores
 
 # %% auto #0
-__all__ = ['VIEWS', 'OUTPUTS', 'EdgeSplit', 'split_edges', 'remove_pairs', 'check_views', 'build_views', 'target_snf',
-           'build_target', 'MagnetInputs', 'prepare', 'MagnetResult', 'fit', 'baseline_scores']
+__all__ = ['VIEWS', 'OUTPUTS', 'check_views', 'build_views', 'target_snf', 'build_target', 'MagnetInputs', 'prepare',
+           'MagnetResult', 'fit', 'baseline_scores']
 
 # %% ../nbs/12c_magnet_fit.ipynb #06d0bf4b
 __all__ = [*globals().get("__all__", []), *_magnet_genes.__all__, *_magnet_model.__all__, *_magnet_losses.__all__,
-           *_magnet_eval.__all__]
-
-# %% ../nbs/12c_magnet_fit.ipynb #4505c273
-@dataclass
-class EdgeSplit:
-    "Train/test pairs of a target graph: `train_pos` (2, E_train) both directions; `test_pairs` (2, T), `test_label` (T,)."
-    train_pos: torch.Tensor
-    test_pairs: torch.Tensor
-    test_label: torch.Tensor
-    n_nodes: int
-
-def split_edges(target: sp.spmatrix, # (N, N) target adjacency (symmetrised here)
-                test_fraction: float = 0.3, # share of the target's edges held out
-                seed: int = 0,
-                ) -> EdgeSplit:
-    "RandomLinkSplit of an undirected target graph into training edges and balanced test pairs."
-    import_pyg()  # torch_geometric without its import-time warnings (once per process)
-    from torch_geometric.data import Data
-    from torch_geometric.transforms import RandomLinkSplit
-    if not 0 < test_fraction < 1:
-        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    A = graph.binarize(target)
-    if A.nnz < 4:
-        raise InputError(f"the target graph has {A.nnz // 2} edges: too few to split")
-    split = RandomLinkSplit(num_val=0.0, num_test=test_fraction, is_undirected=True,
-                            add_negative_train_samples=False, neg_sampling_ratio=1.0)
-    with seeded(seed):  # RandomLinkSplit draws from torch, PyG's negative sampling from Python's random
-        train_data, _, test_data = split(Data(edge_index=graph.edge_index(A), num_nodes=A.shape[0]))
-    return EdgeSplit(train_data.edge_index, test_data.edge_label_index, test_data.edge_label, A.shape[0])
-
-# %% ../nbs/12c_magnet_fit.ipynb #ed9dd837
-def remove_pairs(view: sp.spmatrix, # (N, N) input view graph
-                 pairs: torch.Tensor, # (2, T) pairs to delete (both directions)
-                 ) -> sp.csr_matrix:
-    "A copy of `view` without the given pairs."
-    V = sp.csr_matrix(view, copy=True)
-    p = pairs.numpy()
-    mask = sp.csr_matrix((np.ones(2 * p.shape[1]), (np.r_[p[0], p[1]], np.r_[p[1], p[0]])), shape=V.shape)
-    V = V - V.multiply(mask > 0)
-    V.eliminate_zeros()
-    return sp.csr_matrix(V)
+           *_magnet_split.__all__, *_magnet_eval.__all__]
 
 # %% ../nbs/12c_magnet_fit.ipynb #c6f62879
 VIEWS = ("spatial", "lr", "similarity")
