@@ -13,166 +13,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from matplotlib.collections import LineCollection
-from matplotlib.colors import to_hex, to_rgba
+from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
 from scipy.stats import pearsonr
 
 from .core import InputError, Key, check_obs_key, get_coordinates, get_rep, check_matrix, as_dense, spatial_library
-from . import _plot_tables
+from . import _plot_base, _plot_tables
+from ._plot_base import (  # page 08_plot_base, re-exported: every name stays stlit.plot.X
+    match_labels, domain_palette, tissue_image, _categories, _axes, _frame, _fit_spot_sizes, _draw_spots)
 from ._plot_tables import (  # page 08a, re-exported: every name stays stlit.plot.X
     OURS_LABEL, PAPER_LABEL, SHORT_NAMES, results_table, table, training_history)
 
 # %% auto #0
-__all__ = ['match_labels', 'domain_palette', 'tissue_image', 'spatial_domains', 'embedding_umap', 'paga', 'gene_maps',
-           'interaction_edges']
-
-# %% ../nbs/08_plot.ipynb #9a4ce9cc
-def _categories(values: pd.Series) -> list:
-    "Category order of `values`: the declared order of a categorical, else sorted unique non-missing values."
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        present = set(values.dropna().astype(str))
-        return [str(c) for c in values.cat.categories if str(c) in present]
-    return sorted(values.dropna().astype(str).unique(), key=lambda v: (len(v), v))
-
-def match_labels(truth, pred, return_mapping: bool = False):
-    "Rename predicted labels after the truth label they overlap most (Hungarian matching); NaN stays NaN."
-    truth, pred = pd.Series(truth).reset_index(drop=True), pd.Series(pred)
-    index = pred.index
-    pred = pred.reset_index(drop=True)
-    if len(truth) != len(pred):
-        raise InputError(f"truth has {len(truth)} labels but pred has {len(pred)}: they must describe the same spots")
-    both = truth.notna() & pred.notna()
-    table = pd.crosstab(pred[both].astype(str), truth[both].astype(str))
-    rows, cols = linear_sum_assignment(-table.to_numpy())
-    mapping = {table.index[r]: table.columns[c] for r, c in zip(rows, cols)}
-    truth_names = set(truth.dropna().astype(str))
-    for label in _categories(pred):
-        if label not in mapping:
-            mapping[label] = label if label not in truth_names else f"pred {label}"
-    truth_order = _categories(truth)
-    order = [t for t in truth_order if t in mapping.values()] + [v for v in mapping.values() if v not in truth_order]
-    matched = pd.Series(pd.Categorical(pred.astype(str).where(pred.notna()).map(mapping), categories=order),
-                        index=index, name=getattr(pred, "name", None))
-    return (matched, mapping) if return_mapping else matched
-
-# %% ../nbs/08_plot.ipynb #75bd316f
-def domain_palette(categories: Sequence, palette=None) -> dict:
-    "A dict category → hex colour (scanpy's default palettes unless `palette` is a list, a name or a dict)."
-    import scanpy as sc
-    categories = [str(c) for c in categories]
-    n = len(categories)
-    given = {}
-    if isinstance(palette, dict):
-        given, palette = {str(k): to_hex(v) for k, v in palette.items()}, None
-    if palette is None:
-        pal = sc.pl.palettes.default_20 if n <= 20 else sc.pl.palettes.default_28 if n <= 28 else sc.pl.palettes.default_102
-        colors = list(pal)
-    elif isinstance(palette, str):
-        import seaborn as sns
-        colors = sns.color_palette(palette, n)
-    else:
-        colors = list(palette)
-    if len(colors) < n:
-        raise InputError(f"palette has {len(colors)} colours for {n} categories: pass a longer palette")
-    return {c: given.get(c, to_hex(colors[i])) for i, c in enumerate(categories)}
-
-# %% ../nbs/08_plot.ipynb #13dbc7dc
-def tissue_image(adata, library_id: str | None = None, img_key: str | None = None, required: bool = True):
-    "(image, scale factor, spot diameter in full-res units or None) from `adata.uns['spatial']`, scanpy's layout."
-    spatial = adata.uns.get(Key.uns.spatial, {}) or {}
-    hint = "add uns['spatial'][library_id]['images'] (scanpy's layout) or pass image=False"
-    if not spatial:
-        if required:
-            raise InputError(f"an image was requested but adata.uns['spatial'] is missing: {hint}")
-        return None
-    record, library_id = spatial_library(adata, library_id)
-    images = record.get("images", {}) or {}
-    scalefactors = record.get("scalefactors", {}) or {}
-    if img_key is None:
-        img_key = next((k for k in ("hires", "lowres", *images) if k in images), None)
-    if img_key is None or img_key not in images:
-        if required:
-            raise InputError(f"an image was requested but adata.uns['spatial'][{library_id!r}]['images'] has "
-                             f"{'no ' + repr(img_key) if img_key else 'none'} (images: {list(images)}): {hint}")
-        return None
-    scalef = float(scalefactors.get(f"tissue_{img_key}_scalef", 1.0))
-    return np.asarray(images[img_key]), scalef, scalefactors.get("spot_diameter_fullres")
-
-# %% ../nbs/08_plot.ipynb #f230f680
-def _axes(ax, n: int, panel: float = 4.5, ncols: int | None = None, xy: np.ndarray | None = None,
-          aspect: float | None = None) -> list:
-    "`n` axes: `ax` itself (an Axes or a sequence of n Axes), or a new figure of n panels shaped like the tissue `xy`."
-    if ax is None:
-        ncols = ncols or n
-        nrows = int(np.ceil(n / ncols))
-        if aspect is None:  # height / width of one panel
-            aspect = 1.0 if xy is None else float(np.clip(np.ptp(xy[:, 1]) / max(np.ptp(xy[:, 0]), 1e-12), 0.4, 2.5))
-        fig, axs = plt.subplots(nrows, ncols, figsize=(panel * ncols, panel * nrows * aspect), squeeze=False,
-                                layout="constrained")  # makes room for legends and colour bars
-        for extra in axs.ravel()[n:]:
-            extra.remove()
-        return list(axs.ravel()[:n])
-    axs = [ax] if hasattr(ax, "scatter") else list(np.ravel(ax))
-    if len(axs) != n:
-        raise InputError(f"{n} panels need {n} axes, got {len(axs)}: pass ax=None or a list of {n} axes")
-    return axs
-
-def _frame(adata, spatial_key, image, library_id, img_key):
-    "Spot positions in the drawn frame, the image (or None) and the spot diameter in drawn units (or None)."
-    coords = get_coordinates(adata, spatial_key)
-    tissue = tissue_image(adata, library_id, img_key, required=bool(image)) if image is not False else None
-    if tissue is None:
-        return coords, None, None, 1.0
-    img, scalef, diameter = tissue
-    return coords * scalef, img, diameter, scalef
-
-def _root_figure(artist):
-    "The top-level Figure of `artist`, also inside subfigures (matplotlib < 3.10 lacks `get_figure(root=True)`)."
-    try:
-        return artist.get_figure(root=True)
-    except TypeError:
-        fig = artist.get_figure()
-        while getattr(fig, "figure", fig) is not fig:  # a SubFigure's .figure is its root Figure
-            fig = fig.figure
-        return fig
-
-def _spot_area(ax, xy: np.ndarray, diameter: float | None) -> float:
-    "Marker area (points²) for spots of `diameter` drawn units; default: 0.9 × median nearest-neighbour distance."
-    if diameter is None:
-        if len(xy) < 2:
-            return 20.0
-        dist, _ = cKDTree(xy).query(xy, k=2)
-        diameter = 0.9 * float(np.median(dist[:, 1])) or 1.0
-    box, dpi = ax.get_window_extent(), _root_figure(ax).dpi  # pixels (works inside subfigures too)
-    width_pt, height_pt = box.width / dpi * 72, box.height / dpi * 72
-    span_x, span_y = np.ptp(xy[:, 0]) + diameter, np.ptp(xy[:, 1]) + diameter
-    points_per_unit = min(width_pt / max(span_x, 1e-12), height_pt / max(span_y, 1e-12))  # equal aspect
-    return float((diameter * points_per_unit) ** 2)
-
-def _fit_spot_sizes(axs, spots, xy, diameter):
-    "Recompute marker sizes once legends/colour bars are placed (runs the figure's layout engine first)."
-    root = _root_figure(axs[0])
-    if root.get_layout_engine() is not None:
-        root.get_layout_engine().execute(root)
-    for axis, points in zip(axs, spots):
-        points.set_sizes([_spot_area(axis, xy, diameter)])
-
-def _draw_spots(ax, xy, colors, img, diameter, title=None):
-    "Scatter the spots (over `img` if given) with equal aspect, image-style y axis, and limits around the spots."
-    if img is not None:
-        ax.imshow(img)
-    pad = (diameter or 0) + 0.02 * max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1e-12)
-    ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
-    ax.set_ylim(xy[:, 1].max() + pad, xy[:, 1].min() - pad)  # y down, as in image coordinates
-    ax.set_aspect("equal")
-    size = _spot_area(ax, xy, diameter)
-    points = ax.scatter(xy[:, 0], xy[:, 1], c=colors, s=size, linewidths=0, plotnonfinite=True)
-    ax.set_xticks([]); ax.set_yticks([])
-    if title is not None:
-        ax.set_title(title)
-    return points
+__all__ = ['spatial_domains', 'embedding_umap', 'paga', 'gene_maps', 'interaction_edges']
 
 # %% ../nbs/08_plot.ipynb #9cb4071b
 def spatial_domains(adata,
@@ -484,4 +337,4 @@ def interaction_edges(adata,
     return axis
 
 # %% ../nbs/08_plot.ipynb #eb9f399a
-__all__ = [*globals().get("__all__", []), *_plot_tables.__all__]  # the names of page 08a too
+__all__ = [*globals().get("__all__", []), *_plot_base.__all__, *_plot_tables.__all__]  # the names of pages 08_plot_base and 08a too

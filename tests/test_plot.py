@@ -20,7 +20,7 @@ from sklearn.neighbors import kneighbors_graph
 
 from stlit.core import InputError
 from stlit import plot as pl
-from stlit import _plot_tables
+from stlit import _plot_base, _plot_tables
 
 
 def _grid_adata(seed=0, n_rows=12, n_cols=16, scalef=0.5, image=True, hexagonal=True):
@@ -331,15 +331,16 @@ def test_table_for_reading():
 def test_root_figure_without_get_figure_root():
     fig = plt.figure()
     ax = fig.subfigures(1, 2)[0].subplots()
-    assert pl._root_figure(ax) is fig
+    assert _plot_base._root_figure(ax) is fig
 
     class OldAxes:  # matplotlib < 3.10: get_figure() takes no `root`, and returns the subfigure
         def get_figure(self):
             return ax.get_figure(root=False)
-    assert pl._root_figure(OldAxes()) is fig
+    assert _plot_base._root_figure(OldAxes()) is fig
 
 
 # stlit.plot's public names before the tables and training curves moved to nbs/08a_plot_tables.ipynb (stlit._plot_tables)
+# and the label matching, colours and image to nbs/08_plot_base.ipynb (stlit._plot_base)
 NAMES_BEFORE_SPLIT = ['PAPER_LABEL', 'OURS_LABEL', 'SHORT_NAMES', 'match_labels', 'domain_palette', 'tissue_image',
                       'spatial_domains', 'embedding_umap', 'paga', 'gene_maps', 'interaction_edges', 'results_table',
                       'table', 'training_history']
@@ -351,3 +352,5 @@ def test_names_kept_after_split():
     exec("from stlit.plot import *", star)
     assert sorted(pl.__all__) == sorted(NAMES_BEFORE_SPLIT) and set(NAMES_BEFORE_SPLIT) <= set(star)
     assert all(getattr(pl, n) is getattr(_plot_tables, n) is star[n] for n in _plot_tables.__all__)
+    assert sorted(_plot_base.__all__) == ["domain_palette", "match_labels", "tissue_image"]
+    assert all(getattr(pl, n) is getattr(_plot_base, n) is star[n] for n in _plot_base.__all__)
