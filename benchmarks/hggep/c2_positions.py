@@ -16,19 +16,14 @@ import dataclasses, os, sys, time
 from pathlib import Path
 
 import torch
-
-torch.set_num_threads(1)
 import numpy as np, pandas as pd
 
 import stlit.hggep as hg
 import stlit.img2expr as ie
-from stlit.data import load, hggep_genes
+from _diag import EPOCHS, TEST, SECTIONS, genes, sections
 
-EPOCHS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-TEST = sys.argv[2] if len(sys.argv) > 2 else "C2"
-SECTIONS = ["B4", "C2", "C3", "C4", "C5", "C6"]
-genes = hggep_genes("her2")
-data = [load("her2st", section=s) for s in SECTIONS]
+by = sections()
+data = [by[s] for s in SECTIONS]
 cpu, wall = time.process_time(), time.perf_counter()
 store = {}
 table = hg.cross_validate(data, protocol="leak_free", test_sections=[TEST], seed=0, device="cpu", verbose=False,

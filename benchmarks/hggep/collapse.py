@@ -16,19 +16,13 @@ import os, sys, time
 from pathlib import Path
 
 import torch
-
-torch.set_num_threads(1)
 import numpy as np, pandas as pd
 
 import stlit.hggep as hg
 import stlit.img2expr as ie
-from stlit.data import load, hggep_genes
+from _diag import EPOCHS, TEST, SECTIONS, genes, sections
 
-EPOCHS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-TEST = sys.argv[2] if len(sys.argv) > 2 else "C2"
-SECTIONS = ["B4", "C2", "C3", "C4", "C5", "C6"]
-genes = hggep_genes("her2")
-by = {s: load("her2st", section=s) for s in SECTIONS}
+by = sections()
 fold = next(f for f in ie.folds(SECTIONS, "leak_free", seed=0) if f.test == (TEST,))
 train = list(fold.fit_pool)
 cfg = hg.HGGEPConfig(epochs=EPOCHS).validate()
