@@ -405,7 +405,7 @@ def smooth_embeddings(embeddings: list, # M arrays (n_obs, d_m)
                       adjacency, # (n_obs, n_obs) spatial graph; any nonzero entry is a neighbour
                      ) -> list[np.ndarray]:
     "Each row replaced by the mean of itself and its graph neighbours (the ten-line baseline's smoothing)."
-    from .baselines import neighbour_mean
+    from stlit.baselines import neighbour_mean  # here: importing stlit.m2st does not load the baselines module
     return [neighbour_mean(np.asarray(E, dtype=np.float32), adjacency) for E in embeddings]
 
 def _warn_unconverged(clusters, cfg):
