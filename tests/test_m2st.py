@@ -23,11 +23,11 @@ def starmap(data_root):
 
 
 def test_clustering_alone_on_authors_embedding(starmap):
-    "Part B alone on the released STARmap embedding, label-free defaults and the authors' tuned point."
+    "Part B alone on the released STARmap embedding: multiscale_cluster's own defaults (the authors' values) and their tuned point."
     y, views = starmap["y"], starmap["views"]
     res = multiscale_cluster(views, 7, n_init=5, seed=0)
     scores = cluster_scores(y, res.labels)
-    print("label-free defaults on STARmap_embded.mat:", {k: round(scores[k], 3) for k in ("ari", "nmi", "purity")})
+    print("multiscale_cluster defaults (authors' values) on STARmap_embded.mat:", {k: round(scores[k], 3) for k in ("ari", "nmi", "purity")})
     assert scores["ari"] > 0.35
     assert len(np.unique(res.labels)) == 7
     np.testing.assert_allclose(res.weights.sum(), 1.0)
