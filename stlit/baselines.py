@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from . import cluster, pp
 from .core import InputError, check_coordinates, check_n_clusters, logger, seeded
-from .graph import fuzzy_knn, knn_search
+from .graph import fuzzy_knn, spatial_knn
 from .method import record
 
 # %% auto #0
@@ -124,7 +124,7 @@ def _pca_mclust(work, n_clusters, seed, counts, datatype, n_pcs: int = 20):
 def neighbour_mean(X: np.ndarray, # (n_obs, d) features
                    adjacency, # (n_obs, n_obs) graph; any stored nonzero entry is a neighbour
                   ) -> np.ndarray:
-    "Each row replaced by the mean of itself and its graph neighbours (a self loop counts once), in X's dtype."
+    "Mean of each row and its graph neighbours (a self loop counts once): float X keeps its dtype, integer X -> float64."
     X = np.asarray(X)
     A = sp.csr_matrix(adjacency, dtype=X.dtype)
     A.eliminate_zeros()
@@ -137,10 +137,8 @@ def _smoothed_pca_gmm(work, n_clusters, seed, counts, datatype, n_pcs: int = 30,
                       n_init: int = 3):
     from sklearn.mixture import GaussianMixture
     X = _features(work, counts, n_pcs, seed)
-    idx, _ = knn_search(work.obsm["spatial"], n_neighbors)  # self excluded here, counted by neighbour_mean
-    knn = sp.csr_matrix((np.ones(idx.size), idx.ravel(), np.arange(0, idx.size + 1, idx.shape[1])),
-                        shape=(len(X), len(X)))
-    smoothed = neighbour_mean(X, knn)
+    knn = spatial_knn(work.obsm["spatial"], n_neighbors, symmetrize=None)  # row i = i's k neighbours, self excluded
+    smoothed = neighbour_mean(X, knn)  # ... and counted here
     gmm = GaussianMixture(n_clusters, covariance_type="tied", n_init=n_init, random_state=seed)
     labels = gmm.fit_predict(smoothed)
     return labels, dict(n_pcs=X.shape[1], n_neighbors=n_neighbors, self_included=True, n_init=n_init,

@@ -146,3 +146,19 @@ def test_peer_on_starmap_mpfc(name, mpfc):
 # measured on BZ5 with these settings, seed 0 (2026-12-03): BANKSY 0.083, SpaGCN 0.261, GraphST (100 epochs) 0.600,
 # STAGATE (100 epochs) 0.715. The floors sit well below and above chance (0): a broken adapter falls under them.
 ARI_FLOOR = {"banksy": 0.03, "spagcn": 0.1, "graphst": 0.3, "stagate": 0.4}
+
+
+def test_smoothed_pca_gmm_on_starmap_mpfc_is_the_written_out_baseline(mpfc):
+    """BZ5, seed 0: run()'s labels are those of the ten-line baseline spelled out (knn_search indices, mean of a cell
+    and its 6 neighbours, tied GMM): the graph builder swap (spatial_knn for a hand-built CSR) changed nothing."""
+    from sklearn.mixture import GaussianMixture
+    from stlit.graph import knn_search
+    adata = mpfc.copy()
+    B.run("smoothed_pca_gmm", adata, 4, seed=0)
+    work, _, info = B._inputs(mpfc, 4, "spatial", None, None)
+    X = B._features(work, info["counts"], 30, 0)
+    idx, _ = knn_search(work.obsm["spatial"], 6)
+    smoothed = (X + X[idx].sum(1)) / 7
+    expected = GaussianMixture(4, covariance_type="tied", n_init=3, random_state=0).fit_predict(smoothed)
+    got = adata.obs["smoothed_pca_gmm"].to_numpy()
+    assert cluster_scores(expected, got)["ari"] == 1.0  # same partition (run() relabels the categories)
