@@ -14,217 +14,24 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch import nn
 
-from . import _m2st_cluster
+from . import _m2st_cluster, _m2st_model
 from ._m2st_cluster import *
+from ._m2st_model import *
+from ._m2st_model import _ISOLATED, _train
 from .cluster import kmeans
 from .core import (InputError, Key, check_matrix, check_n_clusters, check_obs_key, check_seed, get_device,
-                        get_rep, logger, seeded)
-from .graph import edge_index
+                        get_rep, logger)
 from .method import check_spatial_graph, record, resolve_config
-from .nn import GATStack, NodeMasker, remask, sce_loss
 
 OUTPUTS = {"obs": ["{key}"], "obsm": ["X_{key}"], "uns": ["{key}"]}
 "What `fit` writes into the AnnData, `{key}` standing for `key_added` (the method contract of `stlit.method`)."
 
 # %% auto #0
-__all__ = ['OUTPUTS', 'M2STConfig', 'scale_sizes', 'M2STAutoencoder', 'train_autoencoder', 'embed', 'preprocess',
-           'preprocess_hvg', 'M2STResult', 'smooth_embeddings', 'fit']
+__all__ = ['OUTPUTS', 'preprocess', 'preprocess_hvg', 'M2STResult', 'smooth_embeddings', 'fit']
 
 # %% ../nbs/10_m2st.ipynb #83b94dc3
-__all__ = [*globals().get("__all__", []), *_m2st_cluster.__all__]  # Part B is read through stlit.m2st
-
-# %% ../nbs/10_m2st.ipynb #ad4b8562
-@dataclass
-class M2STConfig:
-    "Hyper-parameters of m2ST; each default cites its source."
-    # Part A: multi-scale masked graph autoencoder
-    hidden_dim: int = 128  # scale-1 hidden size, `num_hidden` (the authors' released STARmap run; code and paper(): 256)
-    n_scales: int = 2  # M; all released results use 2 (paper §3.4: 2–3 is robust)
-    n_heads: int = 4  # `num_heads` (code; paper: "4 heads, concatenated")
-    n_layers: int = 3  # GAT layers per scale-specific encoder, `num_layers` (code)
-    mask_rate: float = 0.5  # `mask_rate` (code; paper Fig. S13: best 0.5–0.7); 0 disables masking (ablation)
-    remask: bool = True  # re-mask latent rows before decoding (Eq. 8, code)
-    loss: str = "sce"  # 'sce' (Eq. 10) or 'mse' (ablation m2ST4)
-    gamma: float = 2.0  # SCE exponent γ, `alpha_l` (code)
-    in_drop: float = 0.2  # feature dropout, `in_drop` (code)
-    attn_drop: float = 0.1  # attention dropout, `attn_drop` (code)
-    negative_slope: float = 0.2  # LeakyReLU slope, `negative_slope` (code; paper Eq. 4 says 0.01)
-    lr: float = 0.005  # Adam learning rate (code)
-    weight_decay: float = 5e-4  # Adam weight decay (code)
-    n_epochs: int = 200  # most epochs, `max_epoch` (code: 200, all of them run)
-    loss_patience: int | None = 10  # stop when the loss has not improved by loss_min_delta for this many epochs
-    #                                 (our choice, see "Speed"; None: run all n_epochs, as the code)
-    loss_min_delta: float = 0.01  # improvement of the SCE loss (scale-free, in [0, 2^γ]) that counts; our choice
-    # Part B: multi-scale clustering
-    clustering: str = "multiscale"  # 'multiscale' (Eq. 11–12), or 'kmeans'/'mclust' on the concatenation (m2ST3)
-    # s, lambda2, lambda3: chosen without labels (silhouette rank on never-scored STARmap visual cortex + MERFISH
-    # hypothalamus, benchmarks/m2st_default_selection.py -> benchmarks/results/m2st_default_selection.csv); authors': 40, 1e-5, 0.1
-    dim_specific: int = 20  # s, size of each scale-specific representation (label-free choice; authors' tuned: 40)
-    dim_common: int | None = None  # c, size of the common representation; None → n_clusters (code: cdim = numClust)
-    lambda1: float = 1.0  # β, ridge on the representations (our choice: middle of the authors' grid 1e-5..1e2)
-    lambda2: float = 1e-5  # inverse temperature of the entropy weights, δ = 1/λ2 (label-free choice = authors' tuned)
-    lambda3: float = 1.0  # λ, orthogonality of the centroids (label-free choice; authors' tuned STARmap value: 0.1)
-    weight_norm: str = "frobenius"  # 'frobenius' (paper Eq. 12) or 'spectral' (code: MATLAB norm(A, 2))
-    row_normalize: bool = True  # L2-normalise rows of S, P, W, H after each update (code, not in the paper)
-    minmax: bool = True  # min-max scale each embedding feature to [0, 1] first (code `mapminmax`)
-    init: str = "kmeans"  # 'kmeans' (our choice) or 'random' (code: random one-hot indicator)
-    n_init: int = 3  # restarts; the one with the lowest objective is kept (our choice, see "Speed"; code: 1 per
-    #                  grid point; paper(): 10)
-    max_iter: int = 100  # `Maxitems` (code, which has no convergence test)
-    tol: float = 1e-5  # stop when labels are unchanged and the objective moved by < tol (relative); our choice
-    blas_threads: int | None = 1  # BLAS threads of the clustering updates (None: numpy's default); our choice
-    patience: int = 10  # ...or when labels have not changed for this many iterations (the code's fixed-point V
-    #                     step can make the objective oscillate forever); our choice
-    smooth: bool = False  # average each embedding over a spot and its graph neighbours before Part B (option)
-    # inputs (when `fit` preprocesses counts)
-    features: str = "hvg"  # 'hvg' (HVGs -> log -> scale -> PCA, as the peers) or 'ccst' (authors' inputs, paper())
-    n_pcs: int = 30  # PCA size (our choice for 'hvg', see "Speed"; CCST recipe and paper(): 200)
-    n_top_genes: int = 3000  # HVGs of the 'hvg' recipe (STAGATE, GraphST: 3,000)
-    hvg_flavor: str = "seurat_v3"  # scanpy HVG flavour of the 'hvg' recipe (STAGATE, GraphST; needs scikit-misc)
-
-    @classmethod
-    def paper(cls, **fields) -> "M2STConfig":
-        """The authors' set-up: Part A (CCST recipe, 200 PCs, hidden 256, 200 fixed epochs), 10 restarts and their
-        label-tuned Part B values (s = 40, λ2 = 1e-5, λ3 = 0.1): the default before issue 12."""
-        return cls(**{**dict(features="ccst", n_pcs=200, hidden_dim=256, loss_patience=None, n_init=10,
-                             dim_specific=40, lambda2=1e-5, lambda3=0.1), **fields})
-
-    def validate(self):
-        "Raise `InputError` for values outside their domain."
-        positive = dict(hidden_dim=self.hidden_dim, n_scales=self.n_scales, n_heads=self.n_heads, patience=self.patience,
-                        n_layers=self.n_layers, n_epochs=self.n_epochs, dim_specific=self.dim_specific,
-                        n_init=self.n_init, max_iter=self.max_iter, n_pcs=self.n_pcs, n_top_genes=self.n_top_genes)
-        if self.loss_patience is not None:
-            positive["loss_patience"] = self.loss_patience
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.blas_threads is not None and (isinstance(self.blas_threads, bool) or
-                                              not isinstance(self.blas_threads, (int, np.integer)) or self.blas_threads < 1):
-            raise InputError(f"blas_threads must be None or a positive integer, got {self.blas_threads!r}")
-        if not 0.0 <= self.mask_rate < 1.0:
-            raise InputError(f"mask_rate must be in [0, 1), got {self.mask_rate!r}")
-        if self.loss not in ("sce", "mse"):
-            raise InputError(f"loss must be 'sce' or 'mse', got {self.loss!r}")
-        if self.gamma < 1:
-            raise InputError(f"gamma must be >= 1 (Eq. 10), got {self.gamma!r}")
-        if not isinstance(self.smooth, (bool, np.bool_)):
-            raise InputError(f"smooth must be True or False, got {self.smooth!r}")
-        if not self.loss_min_delta >= 0:
-            raise InputError(f"loss_min_delta must be >= 0, got {self.loss_min_delta!r}")
-        choices = dict(clustering=("multiscale", "kmeans", "mclust"), weight_norm=("frobenius", "spectral"),
-                       init=("kmeans", "random"), features=("hvg", "ccst"), hvg_flavor=("seurat_v3", "seurat", "cell_ranger"))
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("lambda1", "lambda2", "lambda3", "lr", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        scale_sizes(self.hidden_dim, self.n_scales, self.n_heads)
-        return self
-
-def scale_sizes(hidden_dim: int, # scale-1 hidden size
-                n_scales: int, # M
-                n_heads: int = 4, # heads per GAT layer
-               ) -> list[int]:
-    "Per-head hidden size of each scale: hidden_dim / heads, halved at every further scale (authors' code)."
-    sizes = [hidden_dim // (n_heads * 2 ** m) for m in range(n_scales)]
-    for m, size in enumerate(sizes):
-        if size < 1:
-            raise InputError(f"scale {m + 1} of {n_scales}: hidden size per head would be {hidden_dim}/({n_heads}*2^{m})"
-                             f" < 1: raise hidden_dim (>= {n_heads * 2 ** (n_scales - 1)}) or lower n_scales")
-    return sizes
-
-# %% ../nbs/10_m2st.ipynb #0ca8eef0
-class M2STAutoencoder(nn.Module):
-    "Shared GAT layer + M scale-specific GAT encoders, re-masking, one GAT decoder per scale (m2ST Eq. 1–10)."
-    def __init__(self, in_dim: int, # input feature size d
-                 config: M2STConfig | None = None, # hyper-parameters (None: defaults)
-                ):
-        super().__init__()
-        cfg = (config or M2STConfig()).validate()
-        self.config = cfg
-        gat = dict(in_drop=cfg.in_drop, attn_drop=cfg.attn_drop, negative_slope=cfg.negative_slope)
-        self.masker = NodeMasker(in_dim, cfg.mask_rate)
-        self.shared = GATStack(in_dim, in_dim, in_dim, n_layers=1, heads=cfg.n_heads, **gat)  # Eq. 2-5
-        self.encoders, self.enc_to_dec, self.decoders = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        for per_head in scale_sizes(cfg.hidden_dim, cfg.n_scales, cfg.n_heads):
-            enc = GATStack(self.shared.out_dim, per_head, per_head, n_layers=cfg.n_layers, heads=cfg.n_heads, **gat)
-            self.encoders.append(enc)  # Eq. 6-7
-            self.enc_to_dec.append(nn.Linear(enc.out_dim, enc.out_dim, bias=False))
-            self.decoders.append(GATStack(enc.out_dim, in_dim, in_dim, n_layers=1, heads=1,
-                                          last_activation=False, **gat))  # Eq. 9
-        self.embedding_dims = [enc.out_dim for enc in self.encoders]
-
-    def encode(self, x: torch.Tensor, edge_index: torch.Tensor) -> list[torch.Tensor]:
-        """The M scale embeddings H^m of (already masked or clean) features.
-
-        Shapes: x: (n_nodes, in_dim), edge_index: (2, n_edges) → M tensors (n_nodes, embedding_dims[m])"""
-        shared = self.shared(x, edge_index)
-        return [enc(shared, edge_index) for enc in self.encoders]
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> dict:
-        """Training losses: {'loss': mean over scales, 'loss_scale<m>': each scale}.
-
-        Shapes: x: (n_nodes, in_dim), edge_index: (2, n_edges) → dict of scalars"""
-        x_masked, mask_ids = self.masker(x)  # Eq. 1
-        rows = mask_ids if len(mask_ids) else slice(None)  # no masking (ablation): reconstruct every node
-        parts = {}
-        for m, h in enumerate(self.encode(x_masked, edge_index)):
-            h = self.enc_to_dec[m](h)
-            if self.config.remask and len(mask_ids):
-                h = remask(h, mask_ids)  # Eq. 8
-            z = self.decoders[m](h, edge_index)  # Eq. 9
-            if self.config.loss == "sce":
-                parts[f"loss_scale{m + 1}"] = sce_loss(x[rows], z[rows], self.config.gamma)  # Eq. 10
-            else:
-                parts[f"loss_scale{m + 1}"] = torch.nn.functional.mse_loss(z[rows], x[rows])
-        return {"loss": torch.stack(list(parts.values())).mean(), **parts}
-
-# %% ../nbs/10_m2st.ipynb #d5910f93
-_ISOLATED = "e.g. a lone spot at the tissue edge, or one whose neighbours were dropped"
-
-def _train(X, A, cfg, seed, device, verbose):
-    "Part A on checked inputs: the autoencoder trained by `stlit.train.fit` (model moved back to the CPU)."
-    from stlit.train import EarlyStopping, fit as fit_loop
-    device = get_device(device)
-    x = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).to(device)
-    edges = edge_index(A, self_loops=False).to(device)  # GATConv adds the self loops itself
-    with seeded(seed):  # the initial weights; fit_loop seeds the masking and dropout draws itself
-        model = M2STAutoencoder(x.shape[1], cfg)
-    stop = None if cfg.loss_patience is None else EarlyStopping(patience=cfg.loss_patience, min_delta=cfg.loss_min_delta,
-                                                                monitor="loss", restore_best=False)
-    result = fit_loop(model, lambda mdl, epoch: mdl(x, edges), n_epochs=cfg.n_epochs, lr=cfg.lr,
-                      weight_decay=cfg.weight_decay, device=device, seed=seed, verbose=verbose, desc="m2ST AE",
-                      early_stopping=stop)
-    result.model.to("cpu")
-    return result
-
-def train_autoencoder(features, # (n_obs, d) node features, e.g. PCA
-                      adjacency, # (n_obs, n_obs) sparse spatial graph (isolated nodes: warned about, kept)
-                      config: M2STConfig | None = None, # hyper-parameters
-                      seed: int = 0, # seeds the weights, masks and dropout (the caller's generators are restored)
-                      device=None, # None → stlit.core.get_device()
-                      verbose: bool = False, # progress bar
-                     ):
-    "Train the multi-scale masked GAT autoencoder; return stlit.train's `FitResult` (model on CPU, history)."
-    cfg = (config or M2STConfig()).validate()
-    X = check_matrix(features, name="features")
-    A, _ = check_spatial_graph(adjacency, X.shape[0], name="adjacency", method="m2st", reason=_ISOLATED)
-    return _train(X, A, cfg, check_seed(seed), device, verbose)
-
-@torch.no_grad()
-def embed(model: M2STAutoencoder, # trained autoencoder
-          features, # (n_obs, d) node features
-          adjacency, # (n_obs, n_obs) sparse graph
-         ) -> list[np.ndarray]:
-    "The M scale embeddings in eval mode (no mask, no dropout), as float32 arrays (n_obs, embedding_dims[m])."
-    model.eval()
-    device = next(model.parameters()).device
-    x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32), device=device)
-    return [h.cpu().numpy() for h in model.encode(x, edge_index(adjacency, self_loops=False).to(device))]
+__all__ = [*globals().get("__all__", []), *_m2st_cluster.__all__, *_m2st_model.__all__]  # config, Part A, Part B: read through stlit.m2st
 
 # %% ../nbs/10_m2st.ipynb #c43561f9
 def preprocess(adata, # AnnData with raw counts in X (or `layer`); not modified
