@@ -36,6 +36,17 @@ __all__ = ['MODALITIES', 'OUTPUTS', 'IEHERCLConfig', 'gene_features', 'crop_side
 # %% ../nbs/13_iehercl.ipynb #86cb50a9
 MODALITIES = ("auto", "both", "gene", "image")
 
+def _cnn_input_px(input_size: int | None, # IEHERCLConfig.image_input_size: None or a positive integer
+                  crop_image_px: float | None = None, # crop side in pixels of the image (used when input_size is None)
+                  name: str = "image_input_size", # the setting named in the error
+                  ) -> int | None:
+    "The CNN input side: `input_size` checked, or for None the crop's side clipped to [32, 112] (None if not given)."
+    if input_size is not None:
+        if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) or input_size < 1:
+            raise InputError(f"{name} must be None (from the crop) or a positive integer, got {input_size!r}")
+        return int(input_size)
+    return None if crop_image_px is None else int(np.clip(np.ceil(crop_image_px), 32, 112))
+
 @dataclass
 class IEHERCLConfig:
     "IE-HERCL settings; each comment names the source: appendix, abstract, or ours (a reconstruction)."
@@ -94,10 +105,7 @@ class IEHERCLConfig:
             raise InputError(f"walk_graph={self.walk_graph!r} is unknown: choose 'features' or 'mixed'")
         if self.modality not in MODALITIES:
             raise InputError(f"modality={self.modality!r} is unknown: choose one of {MODALITIES}")
-        if self.image_input_size is not None and (isinstance(self.image_input_size, bool) or not isinstance(
-                self.image_input_size, (int, np.integer)) or self.image_input_size < 1):
-            raise InputError(f"image_input_size must be None (from the crop) or a positive integer, "
-                             f"got {self.image_input_size!r}")
+        _cnn_input_px(self.image_input_size)  # None or a positive integer
         for name in ("n_top_genes", "k_spatial", "image_n_pcs", "hidden_dim", "latent_dim",
                      "attention_dim", "similarity_k", "similarity_n_pcs", "walk_order", "walk_keep", "n_positives",
                      "n_negatives", "n_epochs", "ot_every", "cluster_pcs", "refine_neighbors"):
@@ -212,7 +220,7 @@ def image_inputs(adata, # AnnData with coordinates and an image in uns['spatial'
     if side > min(size):
         raise InputError(f"crop of {side_full:.0f} full-resolution px is {side:.0f} px on the {name} image "
                          f"({size[0]}×{size[1]} px): larger than the image; pass a smaller crop_px")
-    net_px = int(np.clip(np.ceil(side), 32, 112)) if input_size is None else int(input_size)
+    net_px = _cnn_input_px(input_size, side, name="input_size")
     xy = get_coordinates(adata, spatial_key)
     small = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names), obsm={"spatial": xy},
                        uns={"spatial": adata.uns["spatial"]})
