@@ -9,7 +9,8 @@ Methods: IE-HERCL (default fit, CNN features included), its gene-only (`modality
 (`modality='image'`) variants, `stlit.baselines.run` for pca_leiden, pca_mclust and smoothed_pca_gmm, and m2ST
 (`stlit.m2st.fit` defaults). The peers (GraphST, STAGATE, BANKSY, SpaGCN) are NOT rerun here: the chapter reads them
 from benchmarks/results/domains.csv where the same dataset was run there (`PEER_DATASETS`).
-One process, resumable: rows already in the CSV (dataset, method, seed) are skipped, every row is appended at once.
+Resumable: rows already in the CSV (dataset, method, seed), read again before each row, are skipped, and so are rows
+another run of this script is computing (benchmarks/_results.py's `claim`); every row is appended at once.
 Usage:  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 19 python benchmarks/iehercl_datasets.py \
             [--seeds 0] [--methods ...] [--datasets ...]
         python benchmarks/iehercl_datasets.py --facts   # the images and crop sizes only (no fit), seconds
@@ -28,6 +29,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import _results  # noqa: E402  (CSV append / resume, shared with magnet_code.py and cci_hard.py)
 from _memory import reset_peak, status  # noqa: E402
 
 OUT = HERE / "results" / "iehercl_datasets.csv"
@@ -36,6 +38,10 @@ DATASETS = ["dlpfc_151673", "her2st_a1", "breast_cancer", "her2st_b4", "her2st_c
 METHODS = ["iehercl", "iehercl_gene", "pca_leiden", "pca_mclust", "smoothed_pca_gmm", "iehercl_image", "m2st"]
 PEER_DATASETS = {"dlpfc_151673": "dlpfc_151673", "her2st_a1": "her2st_a1", "breast_cancer": "bc_a1"}  # -> domains.csv
 PEERS = ["banksy", "spagcn", "graphst", "stagate"]
+SCORES = ["ari", "nmi", "ami", "fmi", "hs"]
+NO_INFO = {"modality": "", "image_weight_mean": np.nan, "image_weight_sd": np.nan, "crop_image_px": np.nan}
+COLUMNS = ["dataset", "truth", "n_spots", "n_labelled", "K", "method", "seed", *SCORES, "cpu_s", "wall_s",
+           "peak_rss_gib", "load_1min_start", "load_1min_end", "error", *NO_INFO, "machine", "date"]
 
 
 def load(name):
@@ -58,8 +64,6 @@ def load(name):
     a.uns["spatial"] = img.uns["spatial"]
     return a, a.obs["truth"], "X_authors_pca", "pathologist annotation (20 domains)"
 
-
-NO_INFO = {"modality": "", "image_weight_mean": np.nan, "image_weight_sd": np.nan, "crop_image_px": np.nan}
 
 
 def run_one(method, a, K, use_rep, seed):
@@ -121,38 +125,41 @@ def main():
         return image_facts(args.datasets)
     import torch
     torch.set_num_threads(1)
-    from stlit.metrics import cluster_scores
-    done = set()
-    if OUT.exists():
-        old = pd.read_csv(OUT)
-        done = set(zip(old.dataset, old.method, old.seed))
     for seed in args.seeds:
         for dataset in args.datasets:
-            todo = [m for m in args.methods if (dataset, m, seed) not in done]
-            if not todo:
+            todo = [m for m in args.methods if not _results.has_row(OUT, dataset=dataset, method=m, seed=seed)]
+            if not todo:  # nothing left: the dataset is not loaded
                 continue
             a, truth, use_rep, kind = load(dataset)
-            ok = truth.notna().to_numpy()
-            K = int(truth[ok].nunique())
             for method in todo:
-                reset_peak()
-                load0 = os.getloadavg()[0]
-                tic, cpu = time.perf_counter(), time.process_time()
-                try:
-                    labels, info = run_one(method, a, K, use_rep, seed)
-                    s = cluster_scores(truth[ok].astype(str).to_numpy(), np.asarray(labels)[ok])
-                    err = ""
-                except Exception as e:  # noqa: BLE001 -- recorded in the table, the run goes on
-                    s, err = {}, f"{type(e).__name__}: {str(e)[:200]}".replace("\n", " ")
-                    info = dict(NO_INFO)
-                row = dict(dataset=dataset, truth=kind, n_spots=a.n_obs, n_labelled=int(ok.sum()), K=K, method=method,
-                           seed=seed, **{m: s.get(m, np.nan) for m in ("ari", "nmi", "ami", "fmi", "hs")},
-                           cpu_s=round(time.process_time() - cpu, 1), wall_s=round(time.perf_counter() - tic, 1),
-                           peak_rss_gib=round(status("VmHWM"), 3), load_1min_start=round(load0, 1),
-                           load_1min_end=round(os.getloadavg()[0], 1), error=err, **info, machine=machine(),
-                           date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"))
-                pd.DataFrame([row]).to_csv(OUT, mode="a", header=not OUT.exists(), index=False)
-                print(row, flush=True)
+                with _results.claim(OUT, dataset=dataset, method=method, seed=seed) as mine:
+                    if mine:
+                        run_row(method, a, truth, use_rep, kind, dataset, seed)
+
+
+def run_row(method, a, truth, use_rep, kind, dataset, seed):
+    "Run one method on one dataset and append its row (an error is recorded in the row)."
+    from stlit.metrics import cluster_scores
+    ok = truth.notna().to_numpy()
+    K = int(truth[ok].nunique())
+    reset_peak()
+    load0 = os.getloadavg()[0]
+    tic, cpu = time.perf_counter(), time.process_time()
+    try:
+        labels, info = run_one(method, a, K, use_rep, seed)
+        s = cluster_scores(truth[ok].astype(str).to_numpy(), np.asarray(labels)[ok])
+        err = ""
+    except Exception as e:  # noqa: BLE001 -- recorded in the table, the run goes on
+        s, err = {}, f"{type(e).__name__}: {str(e)[:200]}".replace("\n", " ")
+        info = dict(NO_INFO)
+    row = dict(dataset=dataset, truth=kind, n_spots=a.n_obs, n_labelled=int(ok.sum()), K=K, method=method,
+               seed=seed, **{m: s.get(m, np.nan) for m in SCORES},
+               cpu_s=round(time.process_time() - cpu, 1), wall_s=round(time.perf_counter() - tic, 1),
+               peak_rss_gib=round(status("VmHWM"), 3), load_1min_start=round(load0, 1),
+               load_1min_end=round(os.getloadavg()[0], 1), error=err, **info, machine=machine(),
+               date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"))
+    _results.append_rows(OUT, [row], COLUMNS)
+    print(row, flush=True)
 
 
 if __name__ == "__main__":

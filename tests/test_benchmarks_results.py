@@ -1,0 +1,105 @@
+"""benchmarks/_results.py, the CSV helper of the benchmark scripts: resume (rows already written are skipped), claims
+(two runs of one script at once compute each row once), and the IE-HERCL scripts' rows written byte for byte as the
+committed CSVs (same columns, same order, same text)."""
+import importlib.util
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import _results  # noqa: E402
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_resume_reads_the_file_at_each_row(tmp_path):
+    out = tmp_path / "r.csv"
+    with _results.claim(out, table="T", seed=0) as todo:
+        assert todo  # no file yet
+        _results.append_rows(out, [dict(table="T", seed=0, ari=0.5)], ["table", "seed", "ari"])
+    with _results.claim(out, table="T", seed=0) as todo:
+        assert not todo  # written since: skipped
+    _results.append_rows(out, [dict(table="T", seed=1, ari=0.25)], ["table", "seed", "ari"])  # by another run
+    with _results.claim(out, table="T", seed=1) as todo:
+        assert not todo  # read now, not at the start of this run
+    with _results.claim(out, table="T", seed=2) as todo:
+        assert todo
+    assert out.read_text() == "table,seed,ari\nT,0,0.5\nT,1,0.25\n"
+
+
+def test_a_claim_held_by_a_live_process_is_skipped_and_released_on_exit(tmp_path):
+    out = tmp_path / "r.csv"
+    with pytest.raises(RuntimeError):
+        with _results.claim(out, method="m", seed=0) as todo:
+            assert todo
+            with _results.claim(out, method="m", seed=0) as again:
+                assert not again  # held (by this live process)
+            with _results.claim(out, method="m", seed=1) as other:
+                assert other  # another row is free
+            raise RuntimeError("the fit failed")
+    with _results.claim(out, method="m", seed=0) as todo:
+        assert todo  # released although the row failed
+    assert not _results._claim_file(out, dict(method="m", seed=0)).exists()
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path):
+    out = tmp_path / "r.csv"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _results._claim_file(out, dict(method="m", seed=0)).write_text(str(dead.pid))
+    with _results.claim(out, method="m", seed=0) as todo:
+        assert todo
+
+
+WORKER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    import _results
+    out, me = Path(sys.argv[2]), sys.argv[3]
+    (out.parent / f"ready_{me}").touch()
+    while not (out.parent / "go").exists():
+        time.sleep(0.01)
+    for seed in range(6):
+        with _results.claim(out, setting="s", seed=seed) as todo:
+            if todo:
+                time.sleep(0.15)  # the fit
+                _results.append_rows(out, [dict(setting="s", seed=seed, by=me)], ["setting", "seed", "by"])
+""")
+
+
+def test_two_runs_at_once_write_each_row_once(tmp_path):
+    out = tmp_path / "r.csv"
+    runs = [subprocess.Popen([sys.executable, "-c", WORKER, str(BENCH), str(out), me]) for me in "ab"]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready_{me}").exists() for me in "ab") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (tmp_path / "go").touch()  # both start the same list of rows at the same moment
+    assert [r.wait(timeout=60) for r in runs] == [0, 0]
+    rows = pd.read_csv(out)
+    assert sorted(rows.seed) == list(range(6))  # every row once: none twice, none lost
+
+
+@pytest.mark.parametrize("name", ["iehercl_her2_sweeps", "iehercl_datasets"])
+def test_iehercl_scripts_append_the_committed_csv_byte_for_byte(name, tmp_path):
+    module = _script(name)
+    committed = module.OUT
+    if not committed.exists():
+        pytest.skip(f"{committed.name} not written yet")
+    old = pd.read_csv(committed, float_precision="round_trip")
+    assert list(old.columns) == module.COLUMNS
+    again = tmp_path / committed.name
+    for row in old.to_dict("records"):  # each row appended alone, as the script does
+        _results.append_rows(again, [row], module.COLUMNS)
+    assert again.read_bytes() == committed.read_bytes()
