@@ -45,7 +45,8 @@ def main():
                image_px=f"{lib.shape[1]}x{lib.shape[0]}", image_dim=a.obsm["X_cnn"].shape[1],
                gene_input=res.inputs["gene_input"], modality=res.inputs["modality"], epochs=res.config.n_epochs,
                features_cpu_s=round(feat_cpu, 1), features_wall_s=round(feat_wall, 1),
-               **{f"{k}_s": round(v, 1) for k, v in res.seconds.items()},
+               **{f"{k}{cpu}_s": round(v, 1) for k in res.seconds  # inputs_s, inputs_cpu_s, graphs_s, ...
+                  for cpu, v in (("", res.seconds[k]), ("_cpu", res.cpu_seconds[k]))},
                cpu_s=round(cpu, 1), wall_s=round(wall, 1), image_weight_mean=round(float(w["image"].mean()), 4),
                image_weight_sd=round(float(w["image"].std()), 4), image_weight_min=round(float(w["image"].min()), 4),
                image_weight_max=round(float(w["image"].max()), 4), load_1min_start=round(load0, 1),

@@ -1,10 +1,10 @@
 """IE-HERCL speed: the default `fit` on DLPFC 151673 (counts + lowres image, CNN features included), one torch/BLAS
-thread, per stage: wall and CPU seconds of the process (`fit`'s `seconds`, `<stage>_cpu`), the machine and its load.
+thread, per stage: wall and CPU seconds of the process (`fit`'s `seconds` and `cpu_seconds`), the machine and its load.
 
 CPU seconds are the figure to compare on a shared machine (wall grows with the load). Each run is a fresh
 subprocess; `--label` names the code state (e.g. 'before' / 'after'), `--fields` passes IEHERCLConfig fields
-(JSON) for a diagnostic variant. Per-stage CPU comes from `fit`'s `<stage>_cpu` entries (older code:
-those columns are NaN). ARI against the layer labels is reported, never used to choose anything here.
+(JSON) for a diagnostic variant. Per-stage CPU comes from `fit`'s `cpu_seconds` (older rows, from code without
+per-stage CPU: those columns are NaN). ARI against the layer labels is reported, never used to choose anything here.
 Usage:  python benchmarks/iehercl_speed.py --label after [--fields '{"n_epochs": 60}'] [--dataset dlpfc_151673]
             [--history NAME]  # also the per-epoch losses -> results/iehercl_speed_history_NAME.csv
 Appends to benchmarks/results/iehercl_speed.csv.
@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 from _memory import status as _status  # noqa: E402
 
 DATASETS = ("dlpfc_151673", "her2st_a1")
+STAGES = ("inputs", "graphs", "train", "cluster")  # of `fit`
 
 
 def child(dataset: str, fields: dict, seed: int, history: str = "") -> dict:
@@ -38,15 +39,13 @@ def child(dataset: str, fields: dict, seed: int, history: str = "") -> dict:
     res = iehercl.fit(a, truth.nunique(), seed=seed, verbose=False, device="cpu", **fields)
     wall, cpu = time.perf_counter() - tic, time.process_time() - cpu
     ok = truth.notna().to_numpy()
-    s = res.seconds
     if history:  # the per-epoch losses (the label-free evidence for the epoch budget)
         res.history.to_csv(HERE / "results" / f"iehercl_speed_history_{history}.csv", index=False)
     return dict(dataset=dataset, n_spots=a.n_obs, seed=seed, fields=json.dumps(fields, sort_keys=True),
                 epochs=res.config.n_epochs, wall_s=round(wall, 1), cpu_s=round(cpu, 1),
-                **{f"{k}_cpu_s": round(s.get(k + "_cpu", float("nan")), 1) for k in ("inputs", "graphs", "train",
-                                                                                        "cluster")},
-                **{f"{k}_wall_s": round(s[k], 1) for k in ("inputs", "graphs", "train", "cluster")},
-                cpu_s_per_epoch=round(s.get("train_cpu", float("nan")) / res.config.n_epochs, 3),
+                **{f"{k}_cpu_s": round(res.cpu_seconds[k], 1) for k in STAGES},
+                **{f"{k}_wall_s": round(res.seconds[k], 1) for k in STAGES},
+                cpu_s_per_epoch=round(res.cpu_seconds["train"] / res.config.n_epochs, 3),
                 final_loss=round(float(res.history["loss"].iloc[-1]), 4),
                 ari=round(cluster_scores(truth[ok].astype(str), res.labels[ok])["ari"], 4),
                 peak_rss_gib=round(_status("VmHWM"), 3), load_start=round(load0, 2),

@@ -253,7 +253,8 @@ class IEHERCLResult:
     model: nn.Module
     config: IEHERCLConfig
     inputs: dict  # what was read and built (gene and image inputs, crop pixels, graph sizes)
-    seconds: dict  # wall seconds per stage ('<stage>_cpu': CPU seconds)
+    seconds: dict  # wall seconds per stage (inputs, graphs, train, cluster)
+    cpu_seconds: dict = dataclasses.field(default_factory=dict)  # CPU seconds of this process, same stages
 
 def _modality(cfg, adata, image_rep) -> tuple[str, str | None]:
     "The modalities used and, when the image is dropped automatically, why."
@@ -369,18 +370,18 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
 
     Writes (`OUTPUTS`): `obs[key_added]` (categorical labels), `obsm['X_' + key_added]` (n_obs, latent_dim) fused
     embedding, `obsm[key_added + '_modality_weights']` (n_obs, 2) cross-modal weights (gene, image; Fig. 10),
-    `uns[key_added]` with `params`, `history`, `inputs` (what was read; `modality`, and why the image was dropped)
-    and `seconds` (wall per stage; `<stage>_cpu`: CPU seconds of this process)."""
+    `uns[key_added]` with `params`, `history`, `inputs` (what was read; `modality`, and why the image was dropped),
+    `seconds` (wall per stage) and `cpu_seconds` (CPU of this process, same stages; m2st's layout)."""
     cfg = resolve_config(IEHERCLConfig, config, fields, method="iehercl")
     n_clusters = _check_n_clusters(n_clusters, adata.n_obs)
     modality, dropped = _modality(cfg, adata, image_rep)
     if dropped:
         logger.warning(f"iehercl: {dropped}")
     device = get_device(device)
-    seconds, tic, cpu = {}, time.perf_counter(), time.process_time()
-    def lap(stage):  # wall and CPU seconds of this process per stage
+    seconds, cpu_seconds, tic, cpu = {}, {}, time.perf_counter(), time.process_time()
+    def lap(stage):  # wall and CPU seconds (this process) of each stage
         nonlocal tic, cpu
-        seconds[stage], seconds[stage + "_cpu"] = time.perf_counter() - tic, time.process_time() - cpu
+        seconds[stage], cpu_seconds[stage] = time.perf_counter() - tic, time.process_time() - cpu
         tic, cpu = time.perf_counter(), time.process_time()
     with seeded(seed):
         A, n_isolated = _spatial_graph(adata, spatial_key, cfg)
@@ -417,9 +418,11 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
               "weights": weights if weights is None or isinstance(weights, str) else "custom", "crop_px": crop_px,
               "refine": refine, "seed": seed}
     record(adata, key_added, params=params, history=res.history, inputs=inputs, seconds=seconds,
+           cpu_seconds=cpu_seconds,
            modality_weight_columns=["gene", "image"])
     intra_np = {m: w.cpu().numpy() for m, w in intra.items()}
-    return IEHERCLResult(np.asarray(labels), Z, weights_df, intra_np, soft, res.history, model, cfg, inputs, seconds)
+    return IEHERCLResult(np.asarray(labels), Z, weights_df, intra_np, soft, res.history, model, cfg, inputs, seconds,
+                         cpu_seconds)
 
 # %% ../nbs/13_iehercl.ipynb #8366cae8
 __all__ = [*globals().get("__all__", []), *_iehercl_model.__all__]  # the names of page 13a too

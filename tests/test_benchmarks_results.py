@@ -103,3 +103,15 @@ def test_iehercl_scripts_append_the_committed_csv_byte_for_byte(name, tmp_path):
     for row in old.to_dict("records"):  # each row appended alone, as the script does
         _results.append_rows(again, [row], module.COLUMNS)
     assert again.read_bytes() == committed.read_bytes()
+
+
+def test_iehercl_scaling_stage_columns_are_the_committed_ones():
+    """fit's `seconds` and `cpu_seconds` (same stages) give iehercl_scaling.csv's per-stage columns."""
+    from types import SimpleNamespace
+    stages = ["inputs", "graphs", "train", "cluster"]
+    res = SimpleNamespace(seconds=dict.fromkeys(stages, 2.0), cpu_seconds=dict.fromkeys(stages, 1.0))
+    row = _script("iehercl_scaling")._stage_seconds(res)
+    assert list(row) == [f"{k}{c}_seconds" for k in stages for c in ("", "_cpu")]
+    assert row["train_seconds"] == 2.0 and row["train_cpu_seconds"] == 1.0
+    header = (BENCH / "results" / "iehercl_scaling.csv").read_text().splitlines()[0].split(",")
+    assert set(row) <= set(header)

@@ -73,6 +73,9 @@ def test_same_seed_same_labels_on_cpu():
     np.testing.assert_array_equal(ra.embedding, rb.embedding)
     rc = iehercl.fit(_toy(), 5, weights=None, seed=4, **FAST)
     assert not np.array_equal(ra.embedding, rc.embedding)  # the seed does reach the model
+    stages = ["inputs", "graphs", "train", "cluster"]  # wall and CPU seconds per stage, m2st's layout
+    assert list(ra.seconds) == list(ra.cpu_seconds) == stages and min(ra.cpu_seconds.values()) >= 0
+    assert a.uns["iehercl"]["cpu_seconds"] == pytest.approx(ra.cpu_seconds)
 
 
 def test_no_image_runs_gene_only_and_says_so(caplog):
