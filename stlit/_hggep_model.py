@@ -311,6 +311,7 @@ class HGGEPHead(nn.Module):
                                    if cfg.vit else nn.Identity() for _ in sources])
         self.ham = HAM(dim, cfg.ham_k, cfg.ham_select, cfg.ham_dropout, cfg.ham_chunk) if cfg.ham else None
         self.lstm = nn.LSTM(dim, dim, cfg.lstm_layers, batch_first=True) if cfg.lstm else None
+        self.lstm_norm = nn.LayerNorm(dim) if cfg.lstm and cfg.lstm_norm else nn.Identity()
         self.gene_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_genes))
         self.zinb_mean, self.zinb_disp, self.zinb_pi = (nn.Linear(dim, n_genes) for _ in range(3))
 
@@ -321,7 +322,7 @@ class HGGEPHead(nn.Module):
         z = [vit(head(stages[s]) + emb) for s, head, vit in zip(self.sources, self.stage_heads, self.vits)]
         z.append(self.ham(sum(z), coords) if self.ham is not None else sum(z))  # HAM on z3 + z4 + z5
         seq = torch.stack(z, dim=1)  # (n, 4, dim)
-        latent = (self.lstm(seq)[0] if self.lstm is not None else seq).mean(1)
+        latent = (self.lstm(self.lstm_norm(seq))[0] if self.lstm is not None else seq).mean(1)
         return {"pred": self.gene_head(latent), "latent": latent,
                 "mean": torch.clamp(torch.exp(self.zinb_mean(latent)), 1e-5, 1e6),
                 "disp": torch.clamp(F.softplus(self.zinb_disp(latent)), 1e-4, 1e4),

@@ -183,11 +183,41 @@ def test_trunk_auto_prefers_cached_shufflenet(monkeypatch, tmp_path):
 @pytest.mark.parametrize("variant", [dict(ham_select="code"), dict(stage_layout="code"),
                                      dict(distillation=True, n_augment=2, epochs=1),
                                      dict(gem=True, train_trunk=True, epochs=1),
-                                     dict(ham=False, lstm=False, vit=False, cbam=False, epochs=1)])
+                                     dict(ham=False, lstm=False, vit=False, cbam=False, epochs=1),
+                                     dict(lstm_norm=True, lstm_lr=1e-5, grad_clip=1.0, init_bias=False, epochs=1)])
 def test_variants_run(toys, genes, variant):
     model = hg.fit(toys, genes=genes, seed=0, **{**TINY, **variant})
     pred = hg.predict(model, _section(4), key_added="v").obsm["v"]
     assert pred.shape == (36, len(genes)) and np.isfinite(pred).all()
+
+
+def test_collapsed_fit_warns(toys, genes, monkeypatch, caplog):
+    "Training that ends with predictions constant across spots is reported (the CPU profile before the fix collapsed "
+    "silently on real folds: per-gene prediction SD 5e-5..8e-5 of the observed)."
+    import logging
+    model = hg.fit(toys, genes=genes, seed=0, **TINY)
+    assert model.inputs["train_prediction_spread"] > hg._FLAT_SPREAD
+    constant = lambda model, sec: np.tile(sec.target.numpy().mean(0), (sec.n, 1))  # the gene means everywhere
+    monkeypatch.setattr(hg, "_predict_section", constant)
+    with caplog.at_level(logging.WARNING, logger="stlit"):
+        model = hg.fit(toys, genes=genes, seed=0, **TINY)
+    assert model.inputs["train_prediction_spread"] < 1e-5 and "nearly constant across spots" in caplog.text
+
+
+def test_init_bias_starts_from_the_training_means(toys, genes):
+    fields = {k: v for k, v in TINY.items() if k in hg.HGGEPConfig.__dataclass_fields__}
+    cfg = hg.HGGEPConfig(**fields).validate()
+    assert cfg.init_bias and not hg.HGGEPConfig.paper().init_bias
+    model = hg._new_model(genes, cfg, 0, torch.device("cpu"))
+    data = [hg._prepare(t, i, genes, cfg, model.encoder, model.device, True, None) for i, t in enumerate(toys)]
+    hg._init_output_bias(model, data)
+    target = torch.cat([d.target for d in data])
+    torch.testing.assert_close(model.head.gene_head[-1].bias, target.mean(0))
+    rate = torch.cat([d.counts / d.size_factor[:, None] for d in data]).mean(0)
+    torch.testing.assert_close(model.head.zinb_mean.bias.exp(), rate.clamp_min(1e-5))
+    for bad in (dict(grad_clip=0), dict(lstm_lr=-1.0), dict(grad_clip="1")):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            hg.HGGEPConfig(**bad).validate()
 
 
 def test_hyperedges_nearest_vs_code():
@@ -261,6 +291,7 @@ def test_real_her2st_smoke(data_root):
     model = hg.fit(sections, seed=0, device="cpu", verbose=False, trunk="efficientnet_lite0", dim=64, vit_heads=4,
                    vit_depth=1, vit_mlp_dim=64, lstm_layers=1, epochs=2)
     assert model.genes == genes and len(genes) == 785 and model.trunk == "efficientnet_lite0"
+    assert model.inputs["train_prediction_spread"] > hg._FLAT_SPREAD  # not collapsed to the gene means
     out = hg.predict(model, sections[1])
     pred = out.obsm["hggep"]
     assert pred.shape == (sections[1].n_obs, 785) and np.isfinite(pred).all()
