@@ -14,7 +14,9 @@ the summary, i.e. an interrupted write, are dropped and redone):
 - benchmarks/results/hggep/folds_summary.csv: per fold, mean / median r over the 785 genes and the top-50 variable
   genes, CPU and wall seconds, CPU s per epoch, the machine and its load.
 
-Optional argument: a Python dict of HGGEPConfig fields (default: none, the CPU profile) and a tag for the file names.
+Optional arguments: a Python dict of HGGEPConfig fields (default: none, the CPU profile), a tag for the file names, and
+`even`/`odd` to run only every other entry of PLAN (two processes, two tags, then `merge` as the 4th argument folds
+<tag>_even and <tag>_odd into <tag>).
 """
 import os, platform, resource, sys, time
 from pathlib import Path
@@ -48,6 +50,18 @@ def machine() -> str:
     return f"{platform.node()}: {os.cpu_count()} cores ({cpu}), torch {torch.__version__} 1 thread, shared with other jobs"
 
 
+part = sys.argv[3] if len(sys.argv) > 3 else None
+if part == "merge":
+    for kind in ("summary", "per_gene"):
+        parts = [out / f"{tag}_{p}_{kind}.csv" for p in ("even", "odd")]
+        frames = [pd.read_csv(f) for f in [out / f"{tag}_{kind}.csv", *parts] if f.exists()]
+        pd.concat(frames, ignore_index=True).to_csv(out / f"{tag}_{kind}.csv", index=False)
+        for f in parts:
+            f.unlink(missing_ok=True)
+    sys.exit(0)
+if part in ("even", "odd"):
+    PLAN = PLAN[part == "odd"::2]
+    tag = f"{tag}_{part}"
 summary_csv, per_gene_csv = out / f"{tag}_summary.csv", out / f"{tag}_per_gene.csv"
 summary = pd.read_csv(summary_csv).to_dict("records") if summary_csv.exists() else []
 done = {(r["protocol"], r["section"]) for r in summary}
