@@ -1,4 +1,10 @@
-"Validation curve: train on C2-C4, monitor mean PCC on C5 every 5 epochs (never the test sections C6/B4)."
+"""Validation curve: train on C2-C4, monitor mean PCC on C5 every 5 epochs (never the test sections C6/B4).
+
+Run (repository root, one thread): .venv/bin/python benchmarks/hggep/curve.py TAG "FIELDS" MAX_MINUTES, e.g.
+    liteC         "{'epochs': 55}"                                                                        (default trunk)
+    hamcode       "{'epochs': 40, 'ham_select': 'code'}"
+    shufflerandom "{'epochs': 40, 'trunk': 'shufflenet_v2_x0_5', 'trunk_weights': None, 'train_trunk': True, 'gem': True}"
+Writes benchmarks/results/hggep/curve_TAG.csv. The loop is `stlit.hggep._train`'s (bias initialisation included)."""
 import sys, time, json
 import torch; torch.set_num_threads(1)
 import numpy as np, pandas as pd
@@ -14,6 +20,8 @@ t0 = time.perf_counter(); c0 = time.process_time()
 m = hg._new_model(genes, cfg, 0, dev); hg._set_mode(m, False)
 data = [hg._prepare(a, i, genes, cfg, m.encoder, dev, True, g) for i, a in enumerate(secs)]
 train, val = data[:3], data[3]
+if cfg.init_bias:
+    hg._init_output_bias(m, train)
 print(tag, 'prep wall', round(time.perf_counter() - t0, 1), 'cpu', round(time.process_time() - c0, 1), flush=True)
 params = [p for mod in hg._modules(m) for p in mod.parameters() if p.requires_grad]
 print(tag, 'trainable params', sum(p.numel() for p in params), flush=True)
