@@ -87,6 +87,7 @@ for protocol, tests in todo:
         summary.append({**s, "train_sections": " ".join(model.inputs["train_sections"]), "epochs": len(model.history),
                         "cpu_seconds": round(cpu, 1), "wall_seconds": round(wall, 1),  # of the whole fold (train + all tests)
                         "cpu_s_per_epoch": round(float(model.history.cpu_seconds.mean()), 2),
+                        "train_prediction_spread": model.inputs.get("train_prediction_spread"),
                         "prepare_wall_seconds": round(model.inputs["prepare_seconds"], 1),
                         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                         "load_at_start": round(load_before, 2), "load_at_end": round(os.getloadavg()[0], 2),
