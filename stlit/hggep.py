@@ -119,10 +119,10 @@ class HGGEPConfig:
         for name in ("dropout", "ham_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise InputError(f"HGGEPConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.lstm_lr is not None and not (isinstance(self.lstm_lr, (int, float)) and self.lstm_lr > 0):
-            raise InputError(f"HGGEPConfig.lstm_lr must be a positive number or None, got {self.lstm_lr!r}")
-        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0):
-            raise InputError(f"HGGEPConfig.grad_clip must be a positive number or None, got {self.grad_clip!r}")
+        for name in ("lstm_lr", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise InputError(f"HGGEPConfig.{name} must be a positive number or None, got {value!r}")
         if self.zinb_weight < 0 or self.distil_weight < 0 or self.weight_decay < 0:
             raise InputError("HGGEPConfig.zinb_weight, distil_weight and weight_decay must be >= 0")
         return self
@@ -346,8 +346,8 @@ def _fit(sections: list, monitor, genes: list, seed: int, device, verbose: bool,
     if spread < _FLAT_SPREAD:
         logger.warning(f"hggep: the predictions on the training sections are nearly constant across spots (median "
                        f"per-gene SD {spread:.1e} of the observed SD, below {_FLAT_SPREAD:g}): training collapsed to the "
-                       "gene means and the model has learnt nothing from the images. Lower `lr` or `lstm_lr`, or train "
-                       "longer; model.inputs['train_prediction_spread'] records the value")
+                       "gene means and the model has learnt nothing from the images. Lower `lr` (keep init_bias=True) or "
+                       "train longer; model.inputs['train_prediction_spread'] records the value")
     if verbose:
         logger.info(f"hggep: trained on {len(data)} sections in {model.inputs['fit_seconds']:.0f} s ({model})")
     return model
