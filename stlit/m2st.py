@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 
 import anndata as ad
@@ -19,10 +18,11 @@ from . import _m2st_cluster, _m2st_model
 from ._m2st_cluster import *
 from ._m2st_model import *
 from ._m2st_model import _ISOLATED, _train
+from .baselines import neighbour_mean
 from .cluster import kmeans
 from .core import (InputError, Key, check_matrix, check_n_clusters, check_obs_key, check_seed, get_device,
                         get_rep, logger)
-from .method import check_spatial_graph, record, resolve_config
+from .method import Clock, check_spatial_graph, record, resolve_config
 
 OUTPUTS = {"obs": ["{key}"], "obsm": ["X_{key}"], "uns": ["{key}"]}
 "What `fit` writes into the AnnData, `{key}` standing for `key_added` (the method contract of `stlit.method`)."
@@ -184,18 +184,9 @@ def _truth(adata, protocol, select, truth_key):
         raise InputError("protocol='paper' selects hyper-parameters by ARI against the truth: pass truth_key=")
     return check_obs_key(adata, truth_key, "truth").to_numpy()
 
-class _Clock:
-    "Wall and CPU seconds (this process) of consecutive stages."
-    def __init__(self):
-        self.seconds, self.cpu_seconds, self._last = {}, {}, (time.perf_counter(), time.process_time())
-    def lap(self, stage):
-        now = time.perf_counter(), time.process_time()
-        self.seconds[stage], self.cpu_seconds[stage] = now[0] - self._last[0], now[1] - self._last[1]
-        self._last = now
-
 def _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key, seed, device, verbose):
     "Features, graph, autoencoder, embeddings; returns (embeddings, model, history, inputs, seconds)."
-    clock = _Clock()
+    clock = Clock()
     X, features = _features(adata, use_rep, layer, cfg, seed)
     clock.lap("features")
     A, source = _graph(adata, graph_key, spatial_key)
@@ -212,7 +203,6 @@ def smooth_embeddings(embeddings: list, # M arrays (n_obs, d_m)
                       adjacency, # (n_obs, n_obs) spatial graph; any nonzero entry is a neighbour
                      ) -> list[np.ndarray]:
     "Each row replaced by the mean of itself and its graph neighbours (the ten-line baseline's smoothing)."
-    from stlit.baselines import neighbour_mean  # here: importing stlit.m2st does not load the baselines module
     return [neighbour_mean(np.asarray(E, dtype=np.float32), adjacency) for E in embeddings]
 
 def _warn_unconverged(clusters, cfg):
@@ -269,7 +259,7 @@ def fit(adata, # AnnData: counts in X (or `layer`), or features in obsm[use_rep]
         embeddings, model, history, inputs, clock = _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key,
                                                             seed, device, verbose)
     else:
-        inputs, clock = dict(features="embeddings given (Part A skipped)", graph=None, n_isolated=None), _Clock()
+        inputs, clock = dict(features="embeddings given (Part A skipped)", graph=None, n_isolated=None), Clock()
     embeddings = [np.asarray(check_matrix(E, name=f"embeddings[{m}]", n_rows=adata.n_obs), dtype=np.float32)
                   for m, E in enumerate(embeddings)]
     if cfg.smooth:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,7 +19,7 @@ from .core import InputError, check_graph, logger, seeded
 
 # %% auto #0
 __all__ = ['CONTRACT_PARAMETERS', 'SLOTS', 'resolve_config', 'to_uns', 'record', 'outputs_of', 'changed_keys',
-           'check_spatial_graph', 'check_signature']
+           'check_spatial_graph', 'Clock', 'check_signature']
 
 # %% ../nbs/09_method.ipynb #ea7d108d
 CONTRACT_PARAMETERS = ("spatial_key", "layer", "use_rep", "key_added", "seed", "device", "verbose", "config")
@@ -183,6 +184,24 @@ def check_spatial_graph(adjacency, # (n_obs, n_obs) sparse graph
         logger.warning(f"{method}: {name} has {isolated} isolated node(s) (no neighbour; {reason}): they are kept "
                        "and carried by their self-loop")
     return A, isolated
+
+# %% ../nbs/09_method.ipynb #9d0f7622
+class Clock:
+    "Wall (`time.perf_counter`) and CPU (`time.process_time`, this process) seconds of consecutive stages."
+    def __init__(self):
+        self.seconds, self.cpu_seconds = {}, {}  # stage -> seconds, in the order the stages ran
+        self._last = time.perf_counter(), time.process_time()
+
+    def lap(self, stage: str): # name of the stage that just ended
+        "Add the time since the previous lap (or since the clock was made) to `stage`; the next stage starts now."
+        now = time.perf_counter(), time.process_time()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now[0] - self._last[0]
+        self.cpu_seconds[stage] = self.cpu_seconds.get(stage, 0.0) + now[1] - self._last[1]
+        self._last = now
+
+    def __repr__(self):
+        return "Clock(" + ", ".join(f"{k}={v:.3g}s wall/{self.cpu_seconds[k]:.3g}s CPU"
+                                    for k, v in self.seconds.items()) + ")"
 
 # %% ../nbs/09_method.ipynb #aa07ece5
 def check_signature(fn, # a method's fit function
