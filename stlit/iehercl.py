@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 
 import anndata as ad
@@ -21,7 +20,7 @@ from torch import nn
 from . import cluster, graph, pp, train
 from .core import (InputError, as_dense, get_coordinates, get_device, get_rep, import_pyg, logger, seeded,
                         spatial_library)
-from .method import check_spatial_graph, record, resolve_config
+from .method import Clock, check_spatial_graph, record, resolve_config
 from . import _iehercl_model
 from stlit._iehercl_model import (  # page 13a, re-exported: every name stays stlit.iehercl.X
     HybridEncoder, IEHERCLModel, ViewAttention, _padded_rows, _pair_keys, contrastive_loss, mean_aggregate,
@@ -378,22 +377,18 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
     if dropped:
         logger.warning(f"iehercl: {dropped}")
     device = get_device(device)
-    seconds, cpu_seconds, tic, cpu = {}, {}, time.perf_counter(), time.process_time()
-    def lap(stage):  # wall and CPU seconds (this process) of each stage
-        nonlocal tic, cpu
-        seconds[stage], cpu_seconds[stage] = time.perf_counter() - tic, time.process_time() - cpu
-        tic, cpu = time.perf_counter(), time.process_time()
+    clock = Clock()  # wall and CPU seconds (this process) of each stage
     with seeded(seed):
         A, n_isolated = _spatial_graph(adata, spatial_key, cfg)
         xs, info = _inputs(adata, cfg, modality, layer, use_rep, image_rep, backbone, weights, crop_px, spatial_key,
                            device, seed, verbose)
-        lap("inputs")
+        clock.lap("inputs")
         run = _Run(xs, A, xs["gene" if "gene" in xs else "image"], n_clusters, cfg, device, seed)
-        lap("graphs")
+        clock.lap("graphs")
         xs = dict.fromkeys(xs)  # the numpy inputs are no longer needed (run.xs holds them): free them
     res = train.fit(run.model, run.step, cfg.n_epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, device=device,
                     seed=seed, verbose=verbose, desc="IE-HERCL")
-    lap("train")
+    clock.lap("train")
     model = res.model.eval()
     with torch.no_grad():
         z, intra, beta, _ = model(run.xs, run.edge_index, run.xs_agg)
@@ -403,7 +398,7 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
     if refine:
         labels = cluster.refine_labels(labels, get_coordinates(adata, spatial_key),
                                        min(cfg.refine_neighbors, adata.n_obs - 1))
-    lap("cluster")
+    clock.lap("cluster")
     beta = beta.cpu().numpy()
     weights_df = pd.DataFrame({"gene": beta[:, 0] if "gene" in xs else 0.0,
                                "image": beta[:, -1] if "image" in xs else 0.0}, index=adata.obs_names)
@@ -417,12 +412,12 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
               "use_rep": use_rep, "image_rep": image_rep, "backbone": backbone,
               "weights": weights if weights is None or isinstance(weights, str) else "custom", "crop_px": crop_px,
               "refine": refine, "seed": seed}
-    record(adata, key_added, params=params, history=res.history, inputs=inputs, seconds=seconds,
-           cpu_seconds=cpu_seconds,
+    record(adata, key_added, params=params, history=res.history, inputs=inputs, seconds=clock.seconds,
+           cpu_seconds=clock.cpu_seconds,
            modality_weight_columns=["gene", "image"])
     intra_np = {m: w.cpu().numpy() for m, w in intra.items()}
-    return IEHERCLResult(np.asarray(labels), Z, weights_df, intra_np, soft, res.history, model, cfg, inputs, seconds,
-                         cpu_seconds)
+    return IEHERCLResult(np.asarray(labels), Z, weights_df, intra_np, soft, res.history, model, cfg, inputs,
+                         clock.seconds, clock.cpu_seconds)
 
 # %% ../nbs/13_iehercl.ipynb #8366cae8
 __all__ = [*globals().get("__all__", []), *_iehercl_model.__all__]  # the names of page 13a too
