@@ -185,7 +185,7 @@ def check_spatial_graph(adjacency, # (n_obs, n_obs) sparse graph
                        "and carried by their self-loop")
     return A, isolated
 
-# %% ../nbs/09_method.ipynb #9d0f7622
+# %% ../nbs/09_method.ipynb #99964462
 class Clock:
     "Wall (`time.perf_counter`) and CPU (`time.process_time`, this process) seconds of consecutive stages."
     def __init__(self):
