@@ -115,3 +115,76 @@ def test_iehercl_scaling_stage_columns_are_the_committed_ones():
     assert row["train_seconds"] == 2.0 and row["train_cpu_seconds"] == 1.0
     header = (BENCH / "results" / "iehercl_scaling.csv").read_text().splitlines()[0].split(",")
     assert set(row) <= set(header)
+
+
+def _hggep_folds():
+    spec = importlib.util.spec_from_file_location("hggep_folds", BENCH / "hggep" / "folds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the run itself is under `if __name__ == "__main__"`
+    return module
+
+
+def _fold_groups(rows, keys):
+    "The rows split into runs of consecutive equal `keys` (one fold each, in file order)."
+    run = (rows[keys] != rows[keys].shift()).any(axis=1).cumsum()
+    return [g for _, g in rows.groupby(run, sort=False)]
+
+
+def test_hggep_folds_appends_the_committed_csvs_byte_for_byte(tmp_path):
+    """folds.py through _results: the committed per-gene and summary files, widened to the current columns, are what
+    the script appends fold by fold; the widening keeps every old cell, and the page's reading is unchanged."""
+    folds = _hggep_folds()
+    per_gene, summary = folds.OUT / "folds_per_gene.csv", folds.OUT / "folds_summary.csv"
+    if not summary.exists():
+        pytest.skip("folds_summary.csv not written yet")
+    for committed, columns in ((per_gene, folds.PER_GENE_COLUMNS), (summary, folds.SUMMARY_COLUMNS)):
+        header = list(pd.read_csv(committed, nrows=0).columns)
+        assert header == columns[:len(header)]  # same columns, same order (newer ones only added on the right)
+    wide = {}
+    for committed, columns in ((per_gene, folds.PER_GENE_COLUMNS), (summary, folds.SUMMARY_COLUMNS)):
+        wide[committed.name] = tmp_path / f"wide_{committed.name}"
+        wide[committed.name].write_bytes(committed.read_bytes())
+        folds.widen(wide[committed.name], columns)
+        n_new = len(columns) - len(pd.read_csv(committed, nrows=0).columns)
+        old_lines, new_lines = committed.read_text().splitlines(), wide[committed.name].read_text().splitlines()
+        assert new_lines[1:] == [line + "," * n_new for line in old_lines[1:]]  # old cells unchanged
+    page = pd.read_csv(wide[summary.name])  # as nbs/11_hggep.ipynb reads it
+    page = page[page.config == "default (CPU profile)"].drop_duplicates(["protocol", "train_sections"])
+    before = pd.read_csv(summary)
+    before = before[before.config == "default (CPU profile)"].drop_duplicates(["protocol", "train_sections"])
+    pd.testing.assert_frame_equal(page[before.columns], before)
+    again = {name: tmp_path / name for name in ("per_gene.csv", "summary.csv")}
+    for name, src in (("per_gene.csv", wide[per_gene.name]), ("summary.csv", wide[summary.name])):
+        again[name].write_text(src.read_text().splitlines()[0] + "\n")  # the header only
+    genes = pd.read_csv(per_gene, float_precision="round_trip")
+    rows = pd.read_csv(summary, float_precision="round_trip")
+    gene_folds = _fold_groups(genes, ["protocol", "fold"])
+    summary_folds = _fold_groups(rows, ["protocol", "train_sections"])
+    assert len(gene_folds) == len(summary_folds)
+    for table, fold_rows in zip(gene_folds, summary_folds):
+        folds.write_fold(again["summary.csv"], again["per_gene.csv"], table, fold_rows.to_dict("records"))
+    assert again["per_gene.csv"].read_bytes() == wide[per_gene.name].read_bytes()
+    assert again["summary.csv"].read_bytes() == wide[summary.name].read_bytes()
+
+
+def test_hggep_folds_resume_drops_the_rows_of_an_unfinished_fold(tmp_path):
+    folds = _hggep_folds()
+    summary_csv, per_gene_csv = tmp_path / "s.csv", tmp_path / "g.csv"
+    def table(protocol, section, genes=("A", "B")):
+        return pd.DataFrame(dict(protocol=protocol, fold=0, section=section, method="hggep", gene=list(genes),
+                                 pcc=[0.5, 0.25][:len(genes)]))
+    done = [dict(protocol="leak_free", section="C6", mean_pcc=0.375, train_sections="B4 C2")]
+    folds.write_fold(summary_csv, per_gene_csv, table("leak_free", "C6"), done)
+    assert folds.fold_done(summary_csv, "leak_free", ("C6",))
+    assert not folds.fold_done(summary_csv, "leak_free", ("C2",))
+    assert not folds.fold_done(summary_csv, "patient", ("C6",))
+    kept = per_gene_csv.read_bytes()
+    _results.append_rows(per_gene_csv, table("patient", "C2"), folds.PER_GENE_COLUMNS)  # died before its summary
+    assert folds.drop_unfinished(per_gene_csv, "patient", ("C2", "C3")) == 2
+    assert per_gene_csv.read_bytes() == kept  # the finished fold's rows untouched
+    assert folds.drop_unfinished(per_gene_csv, "patient", ("C2",)) == 0
+    with pytest.raises(ValueError, match="not in the CSV"):
+        folds.write_fold(summary_csv, per_gene_csv, table("patient", "C2").assign(new=1), done)
+    assert per_gene_csv.read_bytes() == kept  # nothing written
+    header = summary_csv.read_text().splitlines()[0]
+    assert header == ",".join(folds.SUMMARY_COLUMNS)
