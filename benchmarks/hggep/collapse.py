@@ -46,7 +46,7 @@ with torch.no_grad():
         stage = [s.flatten(1).numpy() for s in sec.stages]
         rows.append(dict(fold_test=TEST, section=sec.name, role="held out" if sec.name == TEST else "training",
                          epochs=EPOCHS, mean_pcc=r.mean,
-                         pred_sd_over_obs_sd=float(np.median(pred.std(0) / np.maximum(obs.std(0), 1e-9))),
+                         pred_sd_over_obs_sd=hg._prediction_spread(model, [sec]),  # committed rows: all genes, none constant here
                          pred_mean_minus_obs_mean=float(np.mean(pred.mean(0) - obs.mean(0))),
                          latent_sd_over_abs_mean=float(latent.std(0).mean() / np.abs(latent).mean()),
                          **{f"S{k + 3}_mean": float(s.mean()) for k, s in enumerate(stage)},
