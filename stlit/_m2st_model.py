@@ -42,7 +42,8 @@ class M2STConfig:
     #                                 (our choice, see m2ST's "Speed"; None: run all n_epochs, as the code)
     loss_min_delta: float = 0.01  # improvement of the SCE loss (scale-free, in [0, 2^γ]) that counts; our choice
     # Part B: multi-scale clustering
-    clustering: str = "multiscale"  # 'multiscale' (Eq. 11–12), or 'kmeans'/'mclust' on the concatenation (m2ST3)
+    clustering: str = "multiscale"  # 'multiscale' (Eq. 11–12), or 'kmeans'/'mclust' on the concatenation (m2ST3);
+    #                                 'multiscale' over 'mclust': label-free choice (see smooth below)
     # s, lambda2, lambda3: chosen without labels (silhouette rank on never-scored STARmap visual cortex + MERFISH
     # hypothalamus, benchmarks/m2st_default_selection.py -> benchmarks/results/m2st_default_selection.csv); authors': 40, 1e-5, 0.1
     dim_specific: int = 20  # s, size of each scale-specific representation (label-free choice; authors' tuned: 40)
@@ -61,7 +62,11 @@ class M2STConfig:
     blas_threads: int | None = 1  # BLAS threads of the clustering updates (None: numpy's default); our choice
     patience: int = 10  # ...or when labels have not changed for this many iterations (the code's fixed-point V
     #                     step can make the objective oscillate forever); our choice
-    smooth: bool = False  # average each embedding over a spot and its graph neighbours before Part B (option)
+    # smooth, feature_scale, clustering: chosen without labels (seed-to-seed stability rank on the same never-scored
+    # datasets, benchmarks/m2st_smooth_selection.py -> benchmarks/results/m2st_smooth_selection*.csv)
+    smooth: bool = False  # average each embedding over a spot and its graph neighbours before Part B (label-free choice)
+    feature_scale: bool = True  # one more Part B scale, first: the input features averaged over a spot and its graph
+    #                             neighbours (the ten-line baseline's smoothed PCA); label-free choice (before: False)
     # inputs (when `fit` preprocesses counts)
     features: str = "hvg"  # 'hvg' (HVGs -> log -> scale -> PCA, as the peers) or 'ccst' (authors' inputs, paper())
     n_pcs: int = 30  # PCA size (our choice for 'hvg', see m2ST's "Speed"; CCST recipe and paper(): 200)
@@ -71,9 +76,9 @@ class M2STConfig:
     @classmethod
     def paper(cls, **fields) -> "M2STConfig":
         """The authors' set-up: Part A (CCST recipe, 200 PCs, hidden 256, 200 fixed epochs), 10 restarts and their
-        label-tuned Part B values (s = 40, λ2 = 1e-5, λ3 = 0.1): the default before issue 12."""
+        label-tuned Part B values (s = 40, λ2 = 1e-5, λ3 = 0.1), no feature scale: the default before issue 12."""
         return cls(**{**dict(features="ccst", n_pcs=200, hidden_dim=256, loss_patience=None, n_init=10,
-                             dim_specific=40, lambda2=1e-5, lambda3=0.1), **fields})
+                             dim_specific=40, lambda2=1e-5, lambda3=0.1, feature_scale=False), **fields})
 
     def validate(self):
         "Raise `InputError` for values outside their domain."
@@ -94,8 +99,9 @@ class M2STConfig:
             raise InputError(f"loss must be 'sce' or 'mse', got {self.loss!r}")
         if self.gamma < 1:
             raise InputError(f"gamma must be >= 1 (Eq. 10), got {self.gamma!r}")
-        if not isinstance(self.smooth, (bool, np.bool_)):
-            raise InputError(f"smooth must be True or False, got {self.smooth!r}")
+        for name in ("smooth", "feature_scale"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not self.loss_min_delta >= 0:
             raise InputError(f"loss_min_delta must be >= 0, got {self.loss_min_delta!r}")
         choices = dict(clustering=("multiscale", "kmeans", "mclust"), weight_norm=("frobenius", "spectral"),

@@ -185,7 +185,7 @@ def _truth(adata, protocol, select, truth_key):
     return check_obs_key(adata, truth_key, "truth").to_numpy()
 
 def _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key, seed, device, verbose):
-    "Features, graph, autoencoder, embeddings; returns (embeddings, model, history, inputs, seconds)."
+    "Features, graph, autoencoder, embeddings; returns (embeddings, model, history, inputs, clock, features)."
     clock = Clock()
     X, features = _features(adata, use_rep, layer, cfg, seed)
     clock.lap("features")
@@ -197,13 +197,33 @@ def _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key, seed, device, ve
     clock.lap("autoencoder")
     inputs = dict(features=features, n_features=int(X.shape[1]), graph=source, n_edges=int(A.nnz),
                   n_isolated=n_isolated, n_epochs_run=len(result.history))
-    return embeddings, result.model, result.history, inputs, clock
+    return embeddings, result.model, result.history, inputs, clock, X
 
 def smooth_embeddings(embeddings: list, # M arrays (n_obs, d_m)
                       adjacency, # (n_obs, n_obs) spatial graph; any nonzero entry is a neighbour
                      ) -> list[np.ndarray]:
     "Each row replaced by the mean of itself and its graph neighbours (the ten-line baseline's smoothing)."
     return [neighbour_mean(np.asarray(E, dtype=np.float32), adjacency) for E in embeddings]
+
+def _part_b_inputs(adata, cfg, embeddings, X, use_rep, layer, graph_key, spatial_key, seed):
+    "The embeddings (smoothed when cfg.smooth) and the scales Part B clusters (the feature scale first, if asked)."
+    if not (cfg.smooth or cfg.feature_scale):
+        return embeddings, embeddings
+    try:
+        A = _graph(adata, graph_key, spatial_key)[0]
+        if cfg.feature_scale and X is None:  # embeddings given: the features are computed as Part A would have
+            X = _features(adata, use_rep, layer, cfg, seed)[0]
+    except InputError as err:
+        asked = [k for k in ("smooth", "feature_scale") if getattr(cfg, k)]
+        needs = "the spatial graph" + (" and the input features" if cfg.feature_scale else "")
+        raise InputError(f"{err} ({' and '.join(asked)} needs {needs}; to cluster given embeddings alone pass "
+                         f"{', '.join(k + '=False' for k in asked)})") from err
+    A, _ = check_spatial_graph(A, adata.n_obs, method="m2st", reason=_ISOLATED)
+    if cfg.smooth:
+        embeddings = smooth_embeddings(embeddings, A)
+    if not cfg.feature_scale:
+        return embeddings, embeddings
+    return embeddings, [neighbour_mean(np.asarray(X, dtype=np.float32), A), *embeddings]
 
 def _warn_unconverged(clusters, cfg):
     if clusters is not None and not clusters.converged:
@@ -214,7 +234,7 @@ def _warn_unconverged(clusters, cfg):
 def _record(adata, key_added, cfg, call, embeddings, history, inputs, clusters, table, clock):
     "uns[key_added] through stlit.method.record: params actually used, loss history, inputs, clustering summary."
     extra = dict(embedding_dims=[int(E.shape[1]) for E in embeddings], seconds=clock.seconds,
-                 cpu_seconds=clock.cpu_seconds,
+                 cpu_seconds=clock.cpu_seconds, feature_scale=cfg.feature_scale,
                  labels_used_for_selection=call["protocol"] == "paper")
     if clusters is not None:
         extra.update(weights=clusters.weights, objective=clusters.objective, n_iter=clusters.n_iter,
@@ -249,24 +269,22 @@ def fit(adata, # AnnData: counts in X (or `layer`), or features in obsm[use_rep]
     """Run m2ST on `adata`: embeddings (Part A), multi-scale clustering (Part B).
 
     Writes only (OUTPUTS): `obs[key_added]` (categorical domains), `obsm['X_' + key_added]` (the M scale embeddings
-    side by side) and `uns[key_added]` = {'params', 'history', 'inputs', embedding_dims, seconds, weights, objective,
-    n_iter, converged, selected, labels_used_for_selection[, grid]}."""
+    side by side) and `uns[key_added]` = {'params', 'history', 'inputs', embedding_dims, seconds, feature_scale, weights,
+    objective, n_iter, converged, selected, labels_used_for_selection[, grid]}. With `feature_scale=True` Part B
+    clusters one more scale, first: the input features averaged over the graph (`weights[0]` is its weight)."""
     cfg = resolve_config(M2STConfig, config, fields, method="m2st")
     seed, n_clusters = check_seed(seed), check_n_clusters(n_clusters, adata.n_obs)
     truth = _truth(adata, protocol, select, truth_key)
-    model = history = None
+    model = history = X = None
     if embeddings is None:
-        embeddings, model, history, inputs, clock = _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key,
+        embeddings, model, history, inputs, clock, X = _part_a(adata, cfg, use_rep, layer, graph_key, spatial_key,
                                                             seed, device, verbose)
     else:
         inputs, clock = dict(features="embeddings given (Part A skipped)", graph=None, n_isolated=None), Clock()
     embeddings = [np.asarray(check_matrix(E, name=f"embeddings[{m}]", n_rows=adata.n_obs), dtype=np.float32)
                   for m, E in enumerate(embeddings)]
-    if cfg.smooth:
-        A, _ = check_spatial_graph(_graph(adata, graph_key, spatial_key)[0], adata.n_obs, method="m2st",
-                                   reason=_ISOLATED)
-        embeddings = smooth_embeddings(embeddings, A)
-    labels, clusters, table = _cluster_stage(embeddings, n_clusters, cfg, protocol, truth, seed, verbose, grid,
+    embeddings, scales = _part_b_inputs(adata, cfg, embeddings, X, use_rep, layer, graph_key, spatial_key, seed)
+    labels, clusters, table = _cluster_stage(scales, n_clusters, cfg, protocol, truth, seed, verbose, grid,
                                              select)
     clock.lap("clustering")
     _warn_unconverged(clusters, cfg)

@@ -137,7 +137,7 @@ def test_clustering_uses_stlit_cluster_kmeans(monkeypatch):
     multiscale_cluster(views, 3, n_init=2, max_iter=2, seed=0)
     assert [c["seed"] for c in calls] == [0, 1]
     m2st.fit(__import__("anndata").AnnData(np.zeros((60, 1), np.float32)), 3, embeddings=views, clustering="kmeans",
-             verbose=False)
+             feature_scale=False, verbose=False)  # no graph, no counts: the given embeddings alone
     assert len(calls) == 3
 
 
@@ -180,6 +180,7 @@ def test_default_path_same_seed_same_labels(bz5):
     ("features", "pca", "features must be one of"), ("hvg_flavor", "v9", "hvg_flavor"),
     ("loss_patience", 0, "loss_patience"), ("loss_patience", 2.5, "loss_patience"),
     ("loss_min_delta", -0.1, "loss_min_delta"), ("smooth", "yes", "smooth must be"), ("n_top_genes", 0, "n_top_genes"),
+    ("feature_scale", 1, "feature_scale must be"),
     ("n_pcs", 0, "n_pcs")])
 def test_new_options_bad_values(field, value, message):
     from stlit.core import InputError
@@ -209,3 +210,29 @@ def test_part_b_defaults_are_the_label_free_selection():
     assert len(summary) == np.prod([len(v) for v in selection.GRID.values()])
     cfg = M2STConfig()
     assert {k: getattr(cfg, k) for k in point} == point
+
+
+def test_inputs_defaults_are_the_stability_selection():
+    """M2STConfig's smooth / feature_scale / clustering defaults are the point that benchmarks/m2st_smooth_selection.py's
+    rule (fixed in the script) picks from its committed stability table: seed stability on never-scored datasets."""
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("m2st_smooth_selection", root / "benchmarks" / "m2st_smooth_selection.py")
+    selection = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(selection)
+    runs = pd.read_csv(selection.CSV)
+    stab = pd.read_csv(selection.CSV.with_name("m2st_smooth_selection_stability.csv"))
+    scored = set(pd.read_csv(root / "benchmarks" / "results" / "domains.csv")["dataset"])
+    assert set(runs["dataset"]) == set(stab["dataset"]) == set(selection.DATASETS) and not set(runs["dataset"]) & scored
+    n_points = np.prod([len(v) for v in selection.GRID.values()])
+    assert len(runs) == len(selection.DATASETS) * len(selection.KS) * len(selection.SEEDS) * n_points
+    assert len(stab) == len(selection.DATASETS) * len(selection.KS) * n_points
+    point, summary = selection.choose(stab)
+    assert len(summary) == n_points
+    cfg = M2STConfig()
+    assert {k: getattr(cfg, k) for k in point} == point
+    assert M2STConfig.paper().feature_scale is False  # the authors' pipeline has no feature scale
+
