@@ -22,8 +22,9 @@ the rows it had. Inputs are loaded once per method, then every method runs on th
 limit cuts CPU rows first; --cpu-budget-s skips them on purpose). The first CUDA call (context start) is made before
 any timing.
 
-Usage:  python benchmarks/gpu_check.py --out gpu_check.csv [--devices cuda,cpu] [--methods m2st,magnet,hggep,iehercl]
+Usage:  python benchmarks/gpu_check.py [--out gpu_check.csv] [--devices cuda,cpu] [--methods m2st,magnet,hggep,iehercl]
         [--quick]   # tiny epochs: a dry run of the script itself, not a measurement
+Without --out and without CUDA (benchmarks/run_all.py on the CPU machine) it prints that it skipped and exits 0.
 """
 import argparse
 import csv
@@ -145,7 +146,8 @@ def iehercl_runner(quick, epochs):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", type=Path, default=None,
+                   help="CSV path (default: benchmarks/results/gpu_check.csv, only where CUDA is available)")
     p.add_argument("--devices", default="cuda,cpu" if torch.cuda.is_available() else "cpu")
     p.add_argument("--methods", default="m2st,magnet,hggep,iehercl")
     p.add_argument("--quick", action="store_true", help="tiny epochs: a dry run of the script, not a measurement")
@@ -156,6 +158,11 @@ def main(argv=None):
     p.add_argument("--cpu-budget-s", type=float, default=1e9,
                    help="skip the remaining CPU runs once the script has run this long (a row with error='skipped')")
     args = p.parse_args(argv)
+    if args.out is None:  # benchmarks/run_all.py runs every script without arguments
+        if not torch.cuda.is_available():
+            print("[gpu_check] skipped: no CUDA here and no --out (the CPU-only rows would replace the GPU results)")
+            return
+        args.out = ROOT / "benchmarks" / "results" / "gpu_check.csv"
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     if any(d.startswith("cuda") for d in devices):
         if not torch.cuda.is_available():
