@@ -113,7 +113,8 @@ def _prepare(adata, i: int, genes, cfg: HGGEPConfig, encoder, device, train: boo
         raise InputError(f"{name} has {adata.n_obs} spots: HGGEP needs at least ham_k + 1 = {cfg.ham_k + 1}")
     target = counts = size_factor = None
     if train:
-        target, counts, size_factor = (torch.from_numpy(a).to(device) for a in expression(adata, genes, name))
+        target, counts, size_factor = (torch.from_numpy(np.array(a)).to(device) for a in expression(adata, genes, name))  # own copies:
+        #   the arrays can be read-only views of the user's data (pandas 3 copy-on-write; seen on the GPU check)
     crops = torch.from_numpy(_crops(adata, cfg, name)).permute(0, 3, 1, 2).contiguous()
     stages = augmented = None
     if cfg.precompute:

@@ -138,7 +138,8 @@ def _m2st(device, seed=0):
 
 def test_m2st_on_device():
     adata, before, res = _m2st(DEVICE)
-    assert res.model is not None and _on_device(res.model)
+    # trained on the device, returned on the CPU (documented: `_train` moves the model back)
+    assert res.model is not None and all(p.device.type == "cpu" for p in res.model.parameters())
     assert changed_keys(before, adata) == outputs_of(m2st.OUTPUTS, "m2st")
     _no_tensors(adata)
     assert str(adata.uns["m2st"]["params"]["device"]).startswith(DEVICE)

@@ -297,3 +297,21 @@ def test_real_her2st_smoke(data_root):
     assert pred.shape == (sections[1].n_obs, 785) and np.isfinite(pred).all()
     assert out.uns["hggep"]["params"]["trunk_weights_used"] == "imagenet"
     assert time.process_time() - start < 60
+
+
+def test_prepare_copies_read_only_expression(toys, genes, monkeypatch):
+    "Under pandas 3 (copy-on-write) `expression`'s arrays are read-only views of the user's data; the training tensors "
+    "must be copies (the GPU check's torch warned 'NumPy array is not writable': tensors shared that memory)."
+    fields = {k: v for k, v in TINY.items() if k in hg.HGGEPConfig.__dataclass_fields__}
+    cfg = hg.HGGEPConfig(**fields).validate()
+    model = hg._new_model(genes, cfg, 0, torch.device("cpu"))
+    arrays = _hggep_data.expression(toys[0], genes)
+    for a in arrays:
+        a.setflags(write=False)
+    kept = [a.copy() for a in arrays]
+    monkeypatch.setattr(_hggep_data, "expression", lambda *args, **kw: arrays)
+    section = _hggep_data._prepare(toys[0], 0, genes, cfg, model.encoder, model.device, True, None)
+    for t in (section.target, section.counts, section.size_factor):
+        t.add_(1.0)  # in place on the tensor: must not reach the (read-only) arrays
+    for a, b in zip(arrays, kept):
+        np.testing.assert_array_equal(a, b)

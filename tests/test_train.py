@@ -219,19 +219,19 @@ def test_to_device_recurses():
 
 
 def test_bad_input():
-    x, y = _data()
+    x, y = _data()  # CPU tensors: the fits below run on the CPU (on a GPU machine the default device is cuda)
     step = lambda m, e: torch.nn.functional.mse_loss(m(x), y)
     with pytest.raises(InputError, match="eval_every"):
-        fit(Regressor(), step, 2, eval_every=0, verbose=False)
+        fit(Regressor(), step, 2, eval_every=0, verbose=False, device="cpu")
     with pytest.raises(InputError, match="grad_clip"):
-        fit(Regressor(), step, 2, grad_clip=-1, verbose=False)
+        fit(Regressor(), step, 2, grad_clip=-1, verbose=False, device="cpu")
     with pytest.raises(KeyError, match="neither a loss part"):
-        fit(Regressor(), step, 2, verbose=False, eval_fn=lambda m: {"ari": 0.1},
+        fit(Regressor(), step, 2, verbose=False, device="cpu", eval_fn=lambda m: {"ari": 0.1},
             early_stopping=EarlyStopping(monitor="nmi"))
     with pytest.raises(InputError, match="clash"):
-        fit(Regressor(), step, 2, verbose=False, eval_fn=lambda m: {"loss": 0.1})
+        fit(Regressor(), step, 2, verbose=False, device="cpu", eval_fn=lambda m: {"loss": 0.1})
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        fit(Regressor(), step, 2, verbose=False, resume_from="/nonexistent/ckpt.pt")
+        fit(Regressor(), step, 2, verbose=False, device="cpu", resume_from="/nonexistent/ckpt.pt")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
