@@ -223,8 +223,9 @@ def test_inputs_defaults_are_the_stability_selection():
     spec = importlib.util.spec_from_file_location("m2st_smooth_selection", root / "benchmarks" / "m2st_smooth_selection.py")
     selection = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(selection)
-    runs = pd.read_csv(selection.CSV)
-    stab = pd.read_csv(selection.CSV.with_name("m2st_smooth_selection_stability.csv"))
+    runs = selection._read()
+    stab = pd.read_csv(selection.CSV.with_name("m2st_smooth_selection_stability.csv"), dtype={"loss_patience": str},
+                       keep_default_na=False, na_values=[""])
     scored = set(pd.read_csv(root / "benchmarks" / "results" / "domains.csv")["dataset"])
     assert set(runs["dataset"]) == set(stab["dataset"]) == set(selection.DATASETS) and not set(runs["dataset"]) & scored
     n_points = np.prod([len(v) for v in selection.GRID.values()])
@@ -232,7 +233,7 @@ def test_inputs_defaults_are_the_stability_selection():
     assert len(stab) == len(selection.DATASETS) * len(selection.KS) * n_points
     point, summary = selection.choose(stab)
     assert len(summary) == n_points
-    cfg = M2STConfig()
+    cfg, point = M2STConfig(), selection._fields(point)
     assert {k: getattr(cfg, k) for k in point} == point
     assert M2STConfig.paper().feature_scale is False  # the authors' pipeline has no feature scale
 
