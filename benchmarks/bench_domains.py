@@ -14,6 +14,7 @@ import datetime
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +62,21 @@ def _grouped(missing: list) -> str:
                                           for d, ss in ds.items()) for m, ds in by.items())
 
 
+MACHINES = CSV.with_name("domains_machines.csv")  # date, machine: the machine that ran the rows of each date
+
+
+def _machines_by_date(rows) -> dict:
+    "{date: (machine, n_rows)}; today's machine is recorded the first time a row of today is seen."
+    known = pd.read_csv(MACHINES) if MACHINES.exists() else pd.DataFrame(columns=["date", "machine"])
+    today = datetime.date.today().isoformat()
+    dates = rows["date"].astype(str) if "date" in rows else pd.Series([], dtype=str)
+    if (dates == today).any() and today not in set(known["date"].astype(str)):
+        known = pd.concat([known, pd.DataFrame([dict(date=today, machine=machine().split(", shared")[0])])])
+        known.to_csv(MACHINES, index=False, lineterminator="\n")
+    names = dict(zip(known["date"].astype(str), known["machine"]))
+    return {d: (names.get(d, "not recorded"), int(n)) for d, n in dates.value_counts().sort_index().items()}
+
+
 def write_note(params: dict) -> None:
     "domains.md: machine, settings, and which (method, dataset, seed) of the full grid have no row yet."
     rows = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame(columns=["method", "dataset", "seed"])
@@ -70,8 +86,11 @@ def write_note(params: dict) -> None:
     errors = rows[rows["error"].notna()] if "error" in rows else rows.iloc[:0]
     from stlit.baselines import PEERS
     dists = [dist for _, dist in PEERS.values()] + ["stlit", "torch", "scanpy", "scikit-learn"]
+    by_date = _machines_by_date(rows)
     lines = [f"# domains.csv: how it was measured ({datetime.date.today().isoformat()})", "",
              f"- Machine: {machine()}; torch threads {params.get('n_threads', 1)}, OPENBLAS/OMP/MKL threads 1.",
+             "- Machine of each row, by its `date` (benchmarks/results/domains_machines.csv; CPU seconds compare only "
+             "within one machine): " + "; ".join(f"{d}: {m} ({n} rows)" for d, (m, n) in by_date.items()) + ".",
              f"- Script: `python benchmarks/bench_domains.py` (executes experiments/bench_domains.ipynb, profile full); "
              f"stlit at commit {commit()} for the latest call (rows of earlier calls: `git log -p` of domains.csv; `date` column).",
              f"- Epochs: {params.get('peer_epochs') or 'the packages defaults (STAGATE 1,000, GraphST 600)'}; rows run "
@@ -108,7 +127,8 @@ def main() -> int:
         out = Path(args.out).resolve() if args.out else CSV
         params.update(profile="full", out_csv=str(out), resume=True, full_table=str(CSV))
         try:
-            pm.execute_notebook(str(NOTEBOOK), "/tmp/bench_domains_full.ipynb", parameters=params, kernel_name="python3",
+            executed = Path(tempfile.gettempdir()) / f"bench_domains_full.{os.getpid()}.ipynb"  # one per run: runs may overlap
+            pm.execute_notebook(str(NOTEBOOK), str(executed), parameters=params, kernel_name="python3",
                                 cwd=str(NOTEBOOK.parent), progress_bar=False, log_output=True, language="python")
         finally:
             write_note(full)  # what is missing of the whole full grid, whatever this call ran
