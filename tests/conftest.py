@@ -1,7 +1,8 @@
-"""Shared pytest fixtures: the real-data root and a skip helper for datasets that are absent."""
+"""Shared pytest fixtures: the real-data root and a skip helper for datasets that are absent; one torch thread."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from stlit.core import data_dir
 
@@ -13,3 +14,12 @@ def data_root() -> Path:
     if not (root / "MANIFEST.md").exists():
         pytest.skip(f"real data not found at {root}: set STLIT_DATA to the folder holding MANIFEST.md")
     return root
+
+
+@pytest.fixture
+def one_torch_thread():
+    "torch on one thread for the test (steady timings on a shared machine); the caller's setting is restored."
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -41,11 +41,8 @@ MIN_LOSS_RATIO = 0.5  # stlit.train.fit: final losses within a factor of 2
 
 
 @pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):  # tests/conftest.py
     yield
-    torch.set_num_threads(old)
 
 
 def _on_device(module) -> bool:

@@ -19,11 +19,8 @@ FAST = dict(n_epochs=10, pretrain_epochs=6, hidden_dim=32, latent_dim=16, n_top_
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):  # tests/conftest.py
     yield
-    torch.set_num_threads(old)
 
 
 def _toy(**kw):
