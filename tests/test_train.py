@@ -22,12 +22,9 @@ class Regressor(torch.nn.Module):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(one_torch_thread):  # tests/conftest.py
     "One intra-op thread: on a shared 2-core machine, OpenMP spin-waiting made 2 threads ~30x slower for these tiny models."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(n)
 
 
 def _data(n=128, seed=0):
