@@ -411,7 +411,7 @@ def fit(adata, # AnnData: counts in X (or `layer`), coordinates in obsm[spatial_
     params = {**dataclasses.asdict(cfg), "n_clusters": n_clusters, "spatial_key": spatial_key, "layer": layer,
               "use_rep": use_rep, "image_rep": image_rep, "backbone": backbone,
               "weights": weights if weights is None or isinstance(weights, str) else "custom", "crop_px": crop_px,
-              "refine": refine, "seed": seed}
+              "refine": refine, "seed": seed, "device": str(device)}
     record(adata, key_added, params=params, history=res.history, inputs=inputs, seconds=clock.seconds,
            cpu_seconds=clock.cpu_seconds,
            modality_weight_columns=["gene", "image"])

@@ -407,7 +407,7 @@ def fit(adata, # AnnData: expression in X (or `layer`), coordinates in obsm[spat
               "attention_mode": run.mode, **{k: inputs.sources.get(k) for k in _PREP_DEFAULTS},
               "target_snf": (target_snf(adata.n_obs, cfg) if target == "multiview" and cfg.target_fusion == "snf"
                              else None) if isinstance(target, str) else "custom",
-              "test_pairs": "split_edges" if split_given is None else "given"}
+              "test_pairs": "split_edges" if split_given is None else "given", "device": str(device)}
     found = {**inputs.sources, "views": list(views), "n_isolated": n_isolated, "target_edges": target_graph.nnz // 2}
     return _finish(adata, key_added, run, result.history, target_graph, params, found,
                    dict(inputs.seconds, train=time.perf_counter() - tic))

@@ -86,3 +86,4 @@ def test_run_writes_only_declared_outputs_and_keeps_rng(name, key_added):
     assert {"params", "history", "inputs"} <= set(record)
     assert record["params"][field] == fast[field]  # the settings actually used
     assert record["params"].get("seed") == 1
+    assert record["params"].get("device") == "cpu"  # the device actually used (GPU: tests/test_gpu.py)

@@ -171,6 +171,7 @@ def test_magnet_on_device(cells):
     assert _on_device(res.model)
     assert changed_keys(cells[0], a) == outputs_of(magnet.OUTPUTS, "magnet")
     _no_tensors(a)
+    assert str(a.uns["magnet"]["params"]["device"]).startswith(DEVICE)
     assert type(res.embedding) is np.ndarray and res.embedding.shape[0] == a.n_obs
     assert np.isfinite(a.obsm["X_magnet"]).all() and a.obsm["X_magnet"].shape[0] == a.n_obs
     assert sp.issparse(a.obsp["magnet_interactions"]) and a.obsp["magnet_interactions"].shape == (a.n_obs, a.n_obs)
@@ -242,6 +243,7 @@ def test_iehercl_on_device():
     assert _on_device(res.model)
     assert changed_keys(before, adata) == outputs_of(iehercl.OUTPUTS, "iehercl")
     _no_tensors(adata)
+    assert str(adata.uns["iehercl"]["params"]["device"]).startswith(DEVICE)
     assert type(res.embedding) is np.ndarray and res.embedding.shape == (adata.n_obs, IEHERCL_FAST["latent_dim"])
     assert np.isfinite(res.embedding).all() and np.isfinite(adata.obsm["X_iehercl"]).all()
     w = adata.obsm["iehercl_modality_weights"]
