@@ -13,7 +13,11 @@ from stlit.core import InputError
 from stlit.method import changed_keys, outputs_of
 from stlit.metrics import cluster_scores
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):  # tests/conftest.py: one torch thread per test, the caller's setting restored
+    yield
+
 
 FAST = {"stagate": dict(epochs=5), "graphst": dict(epochs=5, refinement=False)}
 AVAILABLE = [n for n in B.NAMES if n not in B.PEERS or B.peer_available(n)]

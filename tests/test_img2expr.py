@@ -8,7 +8,11 @@ from stlit import img2expr as ie
 from stlit.core import InputError
 from stlit.data import toy_visium
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):  # tests/conftest.py: one torch thread per test, the caller's setting restored
+    yield
+
 TINY = dict(backbone="shufflenet_v2_x0_5", weights=None, input_size=64)  # random trunk, no weights file needed
 
 
