@@ -126,7 +126,7 @@ def main() -> int:
         a.obs = a.obs.drop(columns=["truth"], errors="ignore")  # no label reaches the selection (fit never reads it)
         cpu = time.process_time()
         res = m2st.fit(a.copy(), KS[0], seed=seed, verbose=False, device="cpu",  # Part A (K only affects Part B)
-                       **{k: v for k, v in _fields(dict(loss_patience=patience)).items()})
+                       **_fields(dict(loss_patience=patience)))
         part_a = time.process_time() - cpu - res.cpu_seconds["clustering"]
         rows = []
         for K, values in itertools.product(KS, itertools.product(*(GRID[k] for k in KEYS if k not in PART_A))):
